@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set-up of Shoal on a fresh Debian/Ubuntu that already has Node 20: checks Node (>= 20.19),
+# installs nats-server with apt-get when it is missing, then runs `npm ci` (whose `prepare` step
+# builds dist/). Idempotent: a second run skips apt and reinstalls the same locked dependencies.
+#
+# Must never install or change Node, never start, stop or configure a nats-server service, and
+# never change package.json or package-lock.json (`npm ci`, not `npm install`).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'shoal: %s\n' "$*"; }
+die() { printf 'shoal: error: %s\n' "$*" >&2; exit 1; }
+
+# --- Node ----------------------------------------------------------------------------------
+need_node='Shoal needs Node.js 20.19 or newer. Install Node 20 (from https://nodejs.org, NodeSource or your distribution), then run scripts/install.sh again.'
+if ! command -v node >/dev/null 2>&1; then
+  die "node was not found on PATH. $need_node"
+fi
+node_version="$(node -p 'process.versions.node')"
+IFS=. read -r node_major node_minor _ <<<"$node_version"
+if (( node_major < 20 || (node_major == 20 && node_minor < 19) )); then
+  die "node $node_version is too old. $need_node"
+fi
+say "node $node_version ok"
+
+# --- nats-server ---------------------------------------------------------------------------
+# The same places lib/nats-server/launcher.ts looks (NATS_SERVER_BIN, PATH, then the fixed paths),
+# so that "found here" means "Shoal will find it".
+find_nats_server() {
+  if [[ -n "${NATS_SERVER_BIN:-}" ]]; then
+    [[ -x "$NATS_SERVER_BIN" && -f "$NATS_SERVER_BIN" ]] && { printf '%s\n' "$NATS_SERVER_BIN"; return 0; }
+    return 1
+  fi
+  command -v nats-server 2>/dev/null && return 0
+  local p
+  for p in /usr/sbin/nats-server /usr/local/bin/nats-server; do
+    [[ -x "$p" ]] && { printf '%s\n' "$p"; return 0; }
+  done
+  return 1
+}
+
+if nats_bin="$(find_nats_server)"; then
+  say "nats-server found at $nats_bin, skipping apt-get"
+elif [[ -n "${NATS_SERVER_BIN:-}" ]]; then
+  die "NATS_SERVER_BIN is set to $NATS_SERVER_BIN, which is not an executable file. Fix or unset it."
+else
+  command -v apt-get >/dev/null 2>&1 ||
+    die 'nats-server is missing and apt-get is not available. Install nats-server 2.9 or newer yourself, or set NATS_SERVER_BIN=/path/to/nats-server.'
+  sudo=''
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 ||
+      die 'nats-server is missing; installing it needs root. Run this script as root, install sudo, or run: apt-get install nats-server'
+    sudo='sudo'
+  fi
+  say 'installing nats-server with apt-get ...'
+  $sudo apt-get update
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server
+  nats_bin="$(find_nats_server)" || die 'apt-get finished but nats-server is still not found.'
+  say "nats-server installed at $nats_bin"
+fi
+
+# --- npm dependencies and build ------------------------------------------------------------
+command -v npm >/dev/null 2>&1 || die "npm was not found on PATH. $need_node"
+say 'installing dependencies with npm ci (this also builds dist/) ...'
+npm ci --no-audit --no-fund
+say 'install done'
