@@ -1,0 +1,141 @@
+/**
+ * The thin NATS shell every Shoal process talks through: typed publish, subscribe, serve
+ * (request/reply) and request, all going through the codec, so that validation, size limits and
+ * reject counting happen in one place. Transport errors become ShoalErrors with codes
+ * (E_TIMEOUT, E_UNAVAILABLE) so callers never inspect NATS error classes.
+ *
+ * Must never contain business logic.
+ */
+
+import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node'
+import type { z } from 'zod'
+import { ShoalError, toWire, fromWire } from '../errors.ts'
+import { Codec, RejectCounter } from './codec.ts'
+import { PROTOCOL_VERSION } from './messages.ts'
+
+export interface ServeOptions {
+  queue?: string
+}
+
+export class Bus {
+  readonly rejects: RejectCounter
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly codec: Codec,
+    rejects?: RejectCounter,
+  ) {
+    this.rejects = rejects ?? new RejectCounter()
+  }
+
+  publish(subject: string, msg: unknown): void {
+    this.nc.publish(subject, this.codec.encode(msg))
+  }
+
+  /** Subscribes with validation; invalid messages are counted and dropped. */
+  subscribe<S extends z.ZodType>(
+    subject: string,
+    schema: S,
+    handler: (msg: z.infer<S>, subject: string) => void,
+  ): Subscription {
+    return this.nc.subscribe(subject, {
+      callback: (err, m) => {
+        if (err) return
+        const d = this.codec.decode(schema, m.data)
+        if (!d.ok) {
+          this.rejects.count(m.subject, d.cause)
+          return
+        }
+        try {
+          handler(d.value, m.subject)
+        } catch {
+          // A handler bug must not kill the subscription; handlers catch what they expect.
+          this.rejects.count(m.subject, 'invalid')
+        }
+      },
+    })
+  }
+
+  /**
+   * Serves requests: decodes and validates each, calls the handler, replies with its answer. An
+   * invalid request is counted and answered with E_MSG_INVALID (so a client learns why); a handler
+   * that throws is answered with its error in wire form.
+   */
+  serve<S extends z.ZodType>(
+    subject: string,
+    schema: S,
+    handler: (msg: z.infer<S>, raw: Msg) => Promise<unknown> | unknown,
+    opts: ServeOptions = {},
+  ): Subscription {
+    return this.nc.subscribe(subject, {
+      ...(opts.queue ? { queue: opts.queue } : {}),
+      callback: (err, m) => {
+        if (err) return
+        const d = this.codec.decode(schema, m.data)
+        if (!d.ok) {
+          this.rejects.count(m.subject, d.cause)
+          const code = d.cause === 'oversized' ? 'E_MSG_TOO_LARGE' : 'E_MSG_INVALID'
+          this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
+          return
+        }
+        void (async () => {
+          let answer: unknown
+          try {
+            answer = await handler(d.value, m)
+          } catch (e) {
+            answer = { v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }
+          }
+          this.reply(m, answer)
+        })()
+      },
+    })
+  }
+
+  private reply(m: Msg, answer: unknown): void {
+    if (!m.reply) return
+    try {
+      m.respond(this.codec.encode(answer))
+    } catch (e) {
+      // The answer itself was too large or could not be encoded: say so rather than go silent.
+      try {
+        m.respond(this.codec.encode({ v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }))
+      } catch {
+        /* connection closed: nothing left to tell */
+      }
+    }
+  }
+
+  /**
+   * Sends a request and validates the reply. A reply of type `err` is thrown as its ShoalError.
+   * No responder → E_UNAVAILABLE; no answer in time → E_TIMEOUT.
+   */
+  async request<S extends z.ZodType>(subject: string, msg: unknown, replySchema: S, timeoutMs: number): Promise<z.infer<S>> {
+    const data = this.codec.encode(msg)
+    let m: Msg
+    try {
+      m = await this.nc.request(subject, data, { timeout: timeoutMs })
+    } catch (e) {
+      throw transportError(e, subject, timeoutMs)
+    }
+    const d = this.codec.decode(replySchema, m.data)
+    if (!d.ok) {
+      this.rejects.count(`${subject} (reply)`, d.cause)
+      throw new ShoalError('E_MSG_INVALID', `invalid reply on ${subject}: ${d.detail}`)
+    }
+    const value = d.value as { t?: unknown; error?: unknown }
+    if (value.t === 'err') throw fromWire(value.error)
+    return d.value
+  }
+}
+
+function transportError(e: unknown, subject: string, timeoutMs: number): ShoalError {
+  const err = e as Error & { isNoResponders?: () => boolean; cause?: unknown }
+  const name = (x: unknown) => (x instanceof Error ? x.name : '')
+  if (typeof err.isNoResponders === 'function' && err.isNoResponders()) {
+    return new ShoalError('E_UNAVAILABLE', `nobody answers on ${subject} (is the balancer/host running?)`, { cause: e })
+  }
+  if (name(err) === 'TimeoutError' || name(err.cause) === 'TimeoutError') {
+    return new ShoalError('E_TIMEOUT', `no answer on ${subject} within ${timeoutMs} ms`, { cause: e })
+  }
+  return new ShoalError('E_UNAVAILABLE', `request on ${subject} failed: ${err.message}`, { cause: e })
+}

@@ -1,0 +1,250 @@
+/**
+ * Every message Shoal sends, as a versioned discriminated type with its zod schema. A receiver
+ * decodes with the codec and validates against the schema for its subject before touching a field;
+ * anything else is counted and dropped (see codec.ts).
+ *
+ * `v` is the protocol version (1). `t` discriminates. Processor-owned values (input, state, result)
+ * are opaque here (`unknown`): only the processor on a host interprets them.
+ *
+ * Must never do I/O.
+ */
+
+import { z } from 'zod'
+
+export const PROTOCOL_VERSION = 1 as const
+
+const v = z.literal(PROTOCOL_VERSION)
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/)
+const shareId = z.string().regex(/^[A-Za-z0-9_-]{1,64}-s[0-9]{1,9}$/)
+const count = z.number().int().nonnegative()
+const unit = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+const ms = z.number().nonnegative()
+const fraction = z.number().min(0).max(1)
+const tags = z.record(z.string(), z.string())
+
+export const wireErrorSchema: z.ZodType<import('../errors.ts').WireError> = z.lazy(() =>
+  z.object({
+    code: z.string() as z.ZodType<import('../errors.ts').ErrorCode>,
+    message: z.string(),
+    retryable: z.boolean(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    cause: wireErrorSchema.optional(),
+  }),
+)
+
+// ---------------------------------------------------------------- pool
+
+export const shareLoadSchema = z.object({
+  shareId,
+  epoch: count,
+  position: unit,
+  to: unit,
+  unitsDone: count,
+  unitsPerSec: z.number().nonnegative(),
+})
+export type ShareLoad = z.infer<typeof shareLoadSchema>
+
+export const heartbeatSchema = z.object({
+  v,
+  t: z.literal('hb'),
+  hostId: id,
+  seq: count,
+  startedAt: ms,
+  capacity: z.object({ slots: z.number().int().positive(), cores: z.number().int().positive(), memoryBytes: count }),
+  tags,
+  processors: z.array(z.string()),
+  load: z.object({
+    /** Whole-machine CPU busy fraction (systeminformation). */
+    cpuMachine: fraction,
+    /** This host process's own CPU use as a fraction of the machine (process.cpuUsage). */
+    cpuShoal: fraction,
+    memFreeBytes: count,
+    busySlots: count,
+    /** Busy slots / slots. */
+    utilisation: fraction,
+  }),
+  shares: z.array(shareLoadSchema),
+})
+export type Heartbeat = z.infer<typeof heartbeatSchema>
+
+export const leaveSchema = z.object({ v, t: z.literal('leave'), hostId: id })
+export type Leave = z.infer<typeof leaveSchema>
+
+// ---------------------------------------------------------------- balancer → host commands
+
+export const shareAssignmentSchema = z.object({
+  shareId,
+  jobId: id,
+  epoch: count,
+  processor: z.string(),
+  input: z.unknown(),
+  from: unit,
+  to: unit,
+  position: unit,
+  state: z.unknown().optional(),
+  unitsDone: count,
+})
+export type ShareAssignment = z.infer<typeof shareAssignmentSchema>
+
+export const hostCommandSchema = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('assign'), share: shareAssignmentSchema }),
+  z.object({ v, t: z.literal('pause'), shareId, epoch: count }),
+  z.object({ v, t: z.literal('split'), shareId, epoch: count, fraction: z.number().gt(0).lt(1) }),
+  z.object({ v, t: z.literal('drop'), shareId, epoch: count }),
+  z.object({ v, t: z.literal('merge'), processor: z.string(), input: z.unknown(), results: z.array(z.unknown()).min(1) }),
+  z.object({ v, t: z.literal('validate'), processor: z.string(), input: z.unknown() }),
+])
+export type HostCommand = z.infer<typeof hostCommandSchema>
+
+export const checkpointSchema = z.object({
+  shareId,
+  epoch: count,
+  position: unit,
+  to: unit,
+  state: z.unknown(),
+  unitsDone: count,
+  stateBytes: count,
+})
+export type CheckpointMsg = z.infer<typeof checkpointSchema>
+
+export const hostReplySchema = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('ok') }),
+  z.object({ v, t: z.literal('paused'), checkpoint: checkpointSchema }),
+  z.object({ v, t: z.literal('split'), keptTo: unit, tail: z.tuple([unit, unit]).nullable() }),
+  z.object({ v, t: z.literal('merged'), result: z.unknown() }),
+  z.object({ v, t: z.literal('err'), error: wireErrorSchema }),
+])
+export type HostReply = z.infer<typeof hostReplySchema>
+
+// ---------------------------------------------------------------- host → balancer reports
+
+export const reportSchema = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('checkpoint'), hostId: id, checkpoint: checkpointSchema }),
+  z.object({
+    v,
+    t: z.literal('done'),
+    hostId: id,
+    shareId,
+    epoch: count,
+    to: unit,
+    result: z.unknown(),
+    unitsDone: count,
+    elapsedMs: ms,
+  }),
+  z.object({
+    v,
+    t: z.literal('failed'),
+    hostId: id,
+    shareId,
+    epoch: count,
+    error: wireErrorSchema,
+    checkpoint: checkpointSchema.optional(),
+  }),
+])
+export type Report = z.infer<typeof reportSchema>
+
+/** The balancer's answer to a report: `ack` once durable; `nack` tells the host to drop the share. */
+export const reportReplySchema = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('ack') }),
+  z.object({ v, t: z.literal('nack'), error: wireErrorSchema }),
+])
+export type ReportReply = z.infer<typeof reportReplySchema>
+
+// ---------------------------------------------------------------- SDK/CLI → balancer
+
+export const jobStateSchema = z.enum(['waiting', 'running', 'completed', 'failed', 'cancelled'])
+export type JobState = z.infer<typeof jobStateSchema>
+
+export const shareStateSchema = z.enum(['pending', 'running', 'done', 'failed', 'cancelled'])
+export type ShareState = z.infer<typeof shareStateSchema>
+
+export const submitSchema = z.object({
+  v,
+  t: z.literal('submit'),
+  jobId: id,
+  processor: z.string().min(1),
+  input: z.unknown(),
+  from: unit,
+  to: unit,
+  /** Number of shares; absent → shares.perJob from the balancer's config. */
+  shares: z.number().int().positive().optional(),
+  /** Hosts must carry every one of these tags. */
+  tags: tags.optional(),
+  /** Memory one share needs; no host is given shares whose memory exceeds what it has free. */
+  memoryBytesPerShare: count.optional(),
+})
+export type Submit = z.infer<typeof submitSchema>
+
+export const apiRequestSchema = z.discriminatedUnion('t', [
+  submitSchema,
+  z.object({ v, t: z.literal('cancel'), jobId: id }),
+  z.object({ v, t: z.literal('job'), jobId: id, withShares: z.boolean().optional() }),
+  z.object({ v, t: z.literal('status') }),
+])
+export type ApiRequest = z.infer<typeof apiRequestSchema>
+
+export const shareSummarySchema = z.object({
+  shareId,
+  jobId: id,
+  from: unit,
+  to: unit,
+  position: unit,
+  unitsDone: count,
+  state: shareStateSchema,
+  epoch: count,
+  host: z.string().nullable(),
+  /** Every host this share ran on, in order. */
+  hosts: z.array(z.string()),
+})
+export type ShareSummary = z.infer<typeof shareSummarySchema>
+
+export const jobSummarySchema = z.object({
+  jobId: id,
+  processor: z.string(),
+  state: jobStateSchema,
+  from: unit,
+  to: unit,
+  unitsTotal: count,
+  unitsDone: count,
+  sharesTotal: count,
+  sharesDone: count,
+  submittedAt: ms,
+  finishedAt: ms.optional(),
+  elapsedMs: ms.optional(),
+  /** Why a job waits (no host yet, ...). */
+  reason: z.string().optional(),
+  result: z.unknown().optional(),
+  error: wireErrorSchema.optional(),
+  shares: z.array(shareSummarySchema).optional(),
+})
+export type JobSummary = z.infer<typeof jobSummarySchema>
+
+export const hostSummarySchema = z.object({
+  hostId: id,
+  state: z.enum(['alive', 'suspect', 'dead', 'left']),
+  lastSeenMsAgo: ms,
+  capacity: heartbeatSchema.shape.capacity,
+  load: heartbeatSchema.shape.load,
+  tags,
+  processors: z.array(z.string()),
+  shares: count,
+})
+export type HostSummary = z.infer<typeof hostSummarySchema>
+
+export const apiReplySchema = z.discriminatedUnion('t', [
+  z.object({ v, t: z.literal('ok') }),
+  z.object({ v, t: z.literal('job'), job: jobSummarySchema }),
+  z.object({
+    v,
+    t: z.literal('status'),
+    hosts: z.array(hostSummarySchema),
+    jobs: z.array(jobSummarySchema),
+    /** Messages counted and dropped, by `subject cause`. */
+    rejected: z.record(z.string(), count),
+  }),
+  z.object({ v, t: z.literal('err'), error: wireErrorSchema }),
+])
+export type ApiReply = z.infer<typeof apiReplySchema>
+
+export const jobEventSchema = z.object({ v, t: z.literal('job'), job: jobSummarySchema })
+export type JobEvent = z.infer<typeof jobEventSchema>
