@@ -1,0 +1,112 @@
+/**
+ * The pool as the balancer sees it: which hosts are alive, suspect, dead or have left, built from
+ * heartbeats. Pure state machine: time comes in as `now` on every call, so it is tested with plain
+ * data and driven in production by whatever timer the shell uses.
+ *
+ *   (first beat) → alive → (no beat for suspectAfterMs) → suspect → (no beat for hostDeadMs) → dead
+ *   suspect/dead → (beat) → alive          any → (leave) → left
+ *
+ * Must never import NATS, timers or the clock.
+ */
+
+import type { Heartbeat } from '../protocol/messages.ts'
+
+export type HostState = 'alive' | 'suspect' | 'dead' | 'left'
+
+export interface MembershipConfig {
+  suspectAfterMs: number
+  hostDeadMs: number
+  /** How long a dead or departed host stays listed before it is forgotten. */
+  forgetAfterMs?: number
+}
+
+export interface PoolHost {
+  readonly hostId: string
+  state: HostState
+  /** When the last heartbeat arrived (receiver's clock). */
+  lastSeen: number
+  /** When `state` last changed. */
+  stateSince: number
+  heartbeat: Heartbeat
+  /** How many times this host went dead and came back: a dead host's old assignments are void. */
+  incarnation: number
+}
+
+export interface MembershipEvent {
+  hostId: string
+  from: HostState | null
+  to: HostState
+  at: number
+}
+
+export class Membership {
+  private readonly hosts = new Map<string, PoolHost>()
+
+  constructor(private cfg: MembershipConfig) {}
+
+  reconfigure(cfg: MembershipConfig): void {
+    this.cfg = cfg
+  }
+
+  /** Records a heartbeat. Out-of-order beats (lower seq from the same process) are ignored. */
+  observe(hb: Heartbeat, now: number): MembershipEvent[] {
+    const h = this.hosts.get(hb.hostId)
+    if (!h) {
+      this.hosts.set(hb.hostId, { hostId: hb.hostId, state: 'alive', lastSeen: now, stateSince: now, heartbeat: hb, incarnation: 0 })
+      return [{ hostId: hb.hostId, from: null, to: 'alive', at: now }]
+    }
+    const sameProcess = hb.startedAt === h.heartbeat.startedAt
+    if (sameProcess && hb.seq <= h.heartbeat.seq) return []
+    h.heartbeat = hb
+    h.lastSeen = now
+    if (h.state === 'alive') return []
+    const from = h.state
+    if (from === 'dead' || from === 'left') h.incarnation++
+    h.state = 'alive'
+    h.stateSince = now
+    return [{ hostId: h.hostId, from, to: 'alive', at: now }]
+  }
+
+  leave(hostId: string, now: number): MembershipEvent[] {
+    const h = this.hosts.get(hostId)
+    if (!h || h.state === 'left') return []
+    const from = h.state
+    h.state = 'left'
+    h.stateSince = now
+    return [{ hostId, from, to: 'left', at: now }]
+  }
+
+  /** Advances time: alive → suspect → dead, and forgets long-gone hosts. */
+  tick(now: number): MembershipEvent[] {
+    const events: MembershipEvent[] = []
+    const forget = this.cfg.forgetAfterMs ?? 10 * 60_000
+    for (const h of this.hosts.values()) {
+      const silent = now - h.lastSeen
+      if ((h.state === 'alive' || h.state === 'suspect') && silent >= this.cfg.hostDeadMs) {
+        events.push({ hostId: h.hostId, from: h.state, to: 'dead', at: now })
+        h.state = 'dead'
+        h.stateSince = now
+      } else if (h.state === 'alive' && silent >= this.cfg.suspectAfterMs) {
+        events.push({ hostId: h.hostId, from: 'alive', to: 'suspect', at: now })
+        h.state = 'suspect'
+        h.stateSince = now
+      } else if ((h.state === 'dead' || h.state === 'left') && now - h.stateSince >= forget) {
+        this.hosts.delete(h.hostId)
+      }
+    }
+    return events
+  }
+
+  get(hostId: string): PoolHost | undefined {
+    return this.hosts.get(hostId)
+  }
+
+  all(): PoolHost[] {
+    return [...this.hosts.values()]
+  }
+
+  /** Hosts that may receive work: alive (suspect hosts keep what they run but get nothing new). */
+  alive(): PoolHost[] {
+    return this.all().filter((h) => h.state === 'alive')
+  }
+}
