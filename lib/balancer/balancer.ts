@@ -1,0 +1,588 @@
+/**
+ * The balancer process: admits jobs, splits them into shares, places shares on hosts, records
+ * checkpoints durably before acknowledging them, fences stale epochs, re-dispatches a lost host's
+ * shares from their last checkpoint, and completes a job by asking a host to merge the partial
+ * results (the balancer never loads processor code).
+ *
+ * This file is the I/O shell: NATS, KV and timers live here; decisions come from the pure
+ * functions in ./core and ../pool.
+ *
+ * Must never import processor code or block the event loop.
+ */
+
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Subscription } from '@nats-io/transport-node'
+import { ShoalError, toWire } from '../errors.ts'
+import type { Config } from '../config/mod.ts'
+import { createLogger, type Logger } from '../log.ts'
+import { connectNats } from '../nats-connect.ts'
+import { Bus } from '../protocol/bus.ts'
+import { Codec } from '../protocol/codec.ts'
+import {
+  PROTOCOL_VERSION as V,
+  apiRequestSchema,
+  heartbeatSchema,
+  hostReplySchema,
+  leaveSchema,
+  reportSchema,
+  type ApiReply,
+  type Heartbeat,
+  type HostCommand,
+  type Report,
+  type ReportReply,
+  type Submit,
+} from '../protocol/messages.ts'
+import { Subjects } from '../protocol/subjects.ts'
+import { Membership, type MembershipEvent } from '../pool/membership.ts'
+import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
+import { splitRange } from './core/split-range.ts'
+import { Store, type JobRecord, type ShareRecord } from './store.ts'
+import { hostSummary, jobSummary } from './summaries.ts'
+
+export interface BalancerOptions {
+  config: Config
+  logger?: Logger
+  /** An existing connection (tests); otherwise one is opened from config.nats. */
+  nc?: NatsConnection
+}
+
+const COMMAND_TIMEOUT_MS = 5_000
+const MERGE_TIMEOUT_MS = 30_000
+const PROGRESS_EVERY_MS = 250
+
+export class Balancer {
+  private readonly log: Logger
+  private readonly subjects: Subjects
+  private readonly bus: Bus
+  private readonly membership: Membership
+  private readonly jobs = new Map<string, JobRecord>()
+  private readonly shares = new Map<string, ShareRecord>()
+  private readonly sharesByJob = new Map<string, ShareRecord[]>()
+  private readonly live = new Map<string, { epoch: number; position: number }>()
+  private readonly lastProgress = new Map<string, number>()
+  private readonly dropsSent = new Set<string>()
+  private readonly merging = new Set<string>()
+  private readonly subs: Subscription[] = []
+  private readonly timers: NodeJS.Timeout[] = []
+  private placing = false
+  private placeAgain = false
+  private stopped = false
+
+  private constructor(
+    private config: Config,
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly store: Store,
+    logger: Logger,
+  ) {
+    this.log = logger
+    this.subjects = new Subjects(config.cluster)
+    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
+    this.membership = new Membership({ suspectAfterMs: config.pool.suspectAfterMs, hostDeadMs: config.pool.hostDeadMs })
+  }
+
+  static async start(opts: BalancerOptions): Promise<Balancer> {
+    const log = opts.logger ?? createLogger('shoal-balancer', opts.config.log.level)
+    const nc = opts.nc ?? (await connectNats(opts.config.nats, 'shoal-balancer'))
+    const store = await Store.open(nc, new Subjects(opts.config.cluster))
+    const b = new Balancer(opts.config, nc, opts.nc === undefined, store, log)
+    await b.recover()
+    b.listen()
+    log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'balancer started')
+    return b
+  }
+
+  /** Messages dropped, by `subject cause`. */
+  rejected(): Record<string, number> {
+    return this.bus.rejects.snapshot()
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const t of this.timers) clearInterval(t)
+    for (const s of this.subs) s.unsubscribe()
+    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
+    this.log.info('balancer stopped')
+  }
+
+  // ------------------------------------------------------------------ start-up
+
+  /** Rebuilds the in-memory view from JetStream KV. */
+  private async recover(): Promise<void> {
+    const { jobs, shares } = await this.store.loadAll()
+    for (const j of jobs) this.jobs.set(j.jobId, j)
+    for (const s of shares) this.indexShare(s)
+  }
+
+  private listen(): void {
+    const s = this.subjects
+    this.subs.push(
+      this.bus.subscribe(s.poolAll(), heartbeatSchema.or(leaveSchema), (msg, subject) => this.onPool(msg, subject)),
+      this.bus.serve(s.report(), reportSchema, (r) => this.onReport(r)),
+      this.bus.serve(`${s.prefix}.api.*`, apiRequestSchema, (r) => this.onApi(r)),
+    )
+    const tickMs = Math.max(10, Math.min(50, Math.floor(this.config.pool.heartbeatMs / 2)))
+    this.timers.push(
+      setInterval(() => this.onMembership(this.membership.tick(Date.now())), tickMs),
+      setInterval(() => this.publishProgress(), PROGRESS_EVERY_MS),
+      setInterval(() => this.cycle(), this.config.balancer.intervalMs),
+    )
+  }
+
+  // ------------------------------------------------------------------ pool
+
+  private onPool(msg: Heartbeat | { t: 'leave'; hostId: string }, subject: string): void {
+    const parsed = this.subjects.parsePool(subject)
+    if (!parsed || parsed.hostId !== msg.hostId) {
+      this.bus.rejects.count(subject, 'invalid')
+      return
+    }
+    const now = Date.now()
+    if (msg.t === 'leave') {
+      this.onMembership(this.membership.leave(msg.hostId, now))
+      return
+    }
+    const before = this.membership.get(msg.hostId)
+    const restarted = before !== undefined && before.heartbeat.startedAt !== msg.startedAt
+    this.onMembership(this.membership.observe(msg, now))
+    if (restarted) this.reclaimShares(msg.hostId, 'host-restarted')
+    this.reconcileHeartbeat(msg)
+  }
+
+  /** Learns live positions, and tells a host to drop shares it runs under a stale epoch. */
+  private reconcileHeartbeat(hb: Heartbeat): void {
+    for (const s of hb.shares) {
+      const rec = this.shares.get(s.shareId)
+      if (rec && rec.status === 'running' && rec.host === hb.hostId && rec.epoch === s.epoch) {
+        this.live.set(s.shareId, { epoch: s.epoch, position: s.position })
+        continue
+      }
+      const key = `${hb.hostId}/${s.shareId}/${s.epoch}`
+      if (this.dropsSent.has(key)) continue
+      this.dropsSent.add(key)
+      this.bus.rejects.count(this.subjects.heartbeat(hb.hostId), 'stale-epoch')
+      this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch, current: rec?.epoch }, 'host runs a share under a stale epoch: telling it to drop it')
+      void this.command(hb.hostId, { v: V, t: 'drop', shareId: s.shareId, epoch: s.epoch }).catch(() => this.dropsSent.delete(key))
+    }
+  }
+
+  private onMembership(events: MembershipEvent[]): void {
+    for (const e of events) {
+      this.log.info({ host: e.hostId, from: e.from, to: e.to }, `host ${e.to}`)
+      if (e.to === 'dead' || e.to === 'left') this.reclaimShares(e.hostId, e.to === 'dead' ? 'host-lost' : 'host-left')
+      if (e.to === 'alive') this.kick()
+    }
+  }
+
+  /**
+   * Failover: the host's running shares go back to pending with their last durable checkpoint; the
+   * next placement gives them a new epoch on another host. No other share is touched.
+   */
+  private reclaimShares(hostId: string, reason: string): void {
+    const lost = [...this.shares.values()].filter((s) => s.status === 'running' && s.host === hostId)
+    if (!lost.length) return
+    this.log.warn({ host: hostId, reason, shares: lost.map((s) => s.shareId) }, `re-dispatching ${lost.length} share(s) from their last checkpoint`)
+    void (async () => {
+      for (const s of lost) {
+        if (s.status !== 'running' || s.host !== hostId) continue
+        s.status = 'pending'
+        s.host = null
+        s.updatedAt = Date.now()
+        this.live.delete(s.shareId)
+        await this.persistShare(s)
+      }
+      this.kick()
+    })()
+  }
+
+  // ------------------------------------------------------------------ reports from hosts
+
+  private async onReport(r: Report): Promise<ReportReply> {
+    const shareId = r.t === 'checkpoint' ? r.checkpoint.shareId : r.shareId
+    const epoch = r.t === 'checkpoint' ? r.checkpoint.epoch : r.epoch
+    const s = this.shares.get(shareId)
+    if (!s || s.status !== 'running' || s.host !== r.hostId || s.epoch !== epoch) {
+      this.bus.rejects.count(this.subjects.report(), 'stale-epoch')
+      this.log.warn({ host: r.hostId, share: shareId, epoch, current: s?.epoch, status: s?.status, t: r.t }, 'stale report rejected')
+      return nack('E_STALE_EPOCH', `share ${shareId} epoch ${epoch} on ${r.hostId} is not current (current epoch ${s?.epoch ?? 'none'}, ${s?.status ?? 'unknown'} on ${s?.host ?? 'no host'}): drop it`)
+    }
+    const now = Date.now()
+    if (r.t === 'checkpoint') {
+      const cp = r.checkpoint
+      if (cp.position < s.position || cp.position > s.to) return { v: V, t: 'ack' }
+      if (cp.stateBytes > this.config.shares.maxCheckpointBytes) {
+        return nack('E_CHECKPOINT_TOO_LARGE', `checkpoint of ${shareId} is ${cp.stateBytes} bytes, over shares.maxCheckpointBytes (${this.config.shares.maxCheckpointBytes})`)
+      }
+      s.position = cp.position
+      s.state = cp.state
+      s.unitsDone = cp.unitsDone
+      s.updatedAt = now
+      await this.persistShare(s)
+      return { v: V, t: 'ack' }
+    }
+    if (r.t === 'done') {
+      s.status = 'done'
+      s.position = s.to
+      s.result = r.result
+      s.state = undefined
+      s.unitsDone = r.unitsDone
+      s.updatedAt = now
+      this.live.delete(shareId)
+      await this.persistShare(s)
+      this.log.info({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
+      void this.maybeComplete(s.jobId)
+      this.kick()
+      return { v: V, t: 'ack' }
+    }
+    // failed: the processor threw (or its state outgrew the limit). Retries are issue-3 work;
+    // today the job fails with the share's error visible to the client.
+    s.status = 'failed'
+    s.error = r.error
+    if (r.checkpoint && r.checkpoint.position >= s.position) {
+      s.position = r.checkpoint.position
+      s.state = r.checkpoint.state
+    }
+    s.updatedAt = now
+    await this.persistShare(s)
+    const job = this.jobs.get(s.jobId)
+    if (job && !isFinal(job.state)) {
+      this.log.warn({ share: shareId, host: r.hostId, error: r.error }, 'share failed')
+      await this.finishJob(job, 'failed', {
+        error: toWire(
+          new ShoalError('E_JOB_FAILED', `job ${job.jobId} failed: share ${shareId} on host ${r.hostId}: ${r.error.message}`, {
+            cause: r.error,
+            details: { shareId, hostId: r.hostId, code: r.error.code },
+          }),
+        ),
+      })
+    }
+    return { v: V, t: 'ack' }
+  }
+
+  // ------------------------------------------------------------------ API
+
+  private async onApi(r: ReturnType<typeof apiRequestSchema.parse>): Promise<ApiReply> {
+    const now = Date.now()
+    switch (r.t) {
+      case 'submit':
+        return { v: V, t: 'job', job: await this.submit(r) }
+      case 'cancel': {
+        const job = this.jobs.get(r.jobId)
+        if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${r.jobId}`)
+        if (!isFinal(job.state)) await this.finishJob(job, 'cancelled', {})
+        return { v: V, t: 'job', job: this.summary(job, now, false) }
+      }
+      case 'job': {
+        const job = this.jobs.get(r.jobId)
+        if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${r.jobId}`)
+        return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
+      }
+      case 'status': {
+        const hosts = this.membership.all().map((h) => hostSummary(h, this.runningOn(h.hostId), now))
+        const jobs = [...this.jobs.values()]
+          .sort((a, b) => b.submittedAt - a.submittedAt)
+          .slice(0, 50)
+          .map((j) => this.summary(j, now, !isFinal(j.state)))
+        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected() }
+      }
+    }
+  }
+
+  private async submit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
+    const now = Date.now()
+    const existing = this.jobs.get(m.jobId)
+    if (existing) return this.summary(existing, now, false) // a client retry: idempotent
+    if (!(m.to > m.from)) {
+      throw new ShoalError('E_BAD_RANGE', `range [${m.from}, ${m.to}) is empty: 'to' must be greater than 'from'`)
+    }
+    const known = new Set(this.membership.all().filter((h) => h.state !== 'left').flatMap((h) => h.heartbeat.processors))
+    const poolEmpty = this.membership.alive().length === 0
+    if (!poolEmpty && !known.has(m.processor)) {
+      throw new ShoalError(
+        'E_UNKNOWN_PROCESSOR',
+        `no host in the pool registers processor '${m.processor}' (registered: ${[...known].sort().join(', ') || 'none'})`,
+        { details: { processor: m.processor } },
+      )
+    }
+    const { maxPerJob, perJob, minUnitsPerShare } = this.config.shares
+    if (m.shares !== undefined && m.shares > maxPerJob) {
+      throw new ShoalError('E_BAD_JOB', `shares must be at most shares.maxPerJob (${maxPerJob}) (got ${m.shares})`)
+    }
+    const candidates = this.membership.alive().filter((h) => h.heartbeat.processors.includes(m.processor))
+    await this.validateInput(m, candidates.map((h) => h.hostId))
+
+    const autoShares = Math.max(1, candidates.reduce((n, h) => n + h.heartbeat.capacity.slots, 0))
+    const wanted = m.shares ?? (perJob === 'auto' ? autoShares : perJob)
+    const ranges = splitRange(m.from, m.to, Math.min(wanted, maxPerJob), minUnitsPerShare)
+    const job: JobRecord = {
+      jobId: m.jobId,
+      processor: m.processor,
+      input: m.input,
+      from: m.from,
+      to: m.to,
+      requiredTags: m.tags,
+      memoryBytesPerShare: m.memoryBytesPerShare,
+      state: 'waiting',
+      submittedAt: now,
+      reason: poolEmpty ? 'no hosts in the pool yet' : undefined,
+      nextShare: ranges.length,
+    }
+    this.jobs.set(job.jobId, job)
+    await this.persistJob(job)
+    for (const [i, [from, to]] of ranges.entries()) {
+      const s: ShareRecord = { shareId: `${job.jobId}-s${i}`, jobId: job.jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, updatedAt: now }
+      this.indexShare(s)
+      await this.persistShare(s)
+    }
+    this.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
+    this.kick()
+    return this.summary(job, now, false)
+  }
+
+  /** Asks one host that has the processor to check the input; an unreachable host does not block. */
+  private async validateInput(m: Submit, hostIds: string[]): Promise<void> {
+    const hostId = hostIds[0]
+    if (!hostId) return
+    try {
+      await this.command(hostId, { v: V, t: 'validate', processor: m.processor, input: m.input })
+    } catch (e) {
+      if (e instanceof ShoalError && (e.code === 'E_TIMEOUT' || e.code === 'E_UNAVAILABLE')) return
+      throw new ShoalError('E_BAD_JOB', `input rejected by processor '${m.processor}': ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  // ------------------------------------------------------------------ placement
+
+  /** Schedules a placement pass soon (coalesces bursts of triggers). */
+  private kick(): void {
+    if (this.stopped) return
+    if (this.placing) {
+      this.placeAgain = true
+      return
+    }
+    this.placing = true
+    setImmediate(() => {
+      void this.placePending().finally(() => {
+        this.placing = false
+        if (this.placeAgain) {
+          this.placeAgain = false
+          this.kick()
+        }
+      })
+    })
+  }
+
+  private cycle(): void {
+    for (const job of this.jobs.values()) if (job.state === 'running') void this.maybeComplete(job.jobId)
+    this.kick()
+  }
+
+  private async placePending(): Promise<void> {
+    const pending: PendingShare[] = []
+    for (const job of [...this.jobs.values()].sort((a, b) => a.submittedAt - b.submittedAt)) {
+      if (isFinal(job.state)) continue
+      for (const s of this.sharesByJob.get(job.jobId) ?? []) {
+        if (s.status === 'pending') {
+          pending.push({ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare })
+        }
+      }
+    }
+    if (!pending.length) return
+    const hosts = this.placementHosts()
+    const plan = planPlacement(hosts, pending)
+    const reasons = new Map<string, string>()
+    for (const u of plan.unplaced) if (!reasons.has(u.jobId)) reasons.set(u.jobId, u.reason)
+    for (const [jobId, reason] of reasons) {
+      const job = this.jobs.get(jobId)
+      if (job && job.reason !== reason && job.state === 'waiting') {
+        job.reason = reason
+        await this.persistJob(job)
+        this.publishJob(job)
+      }
+    }
+    await Promise.all(plan.placements.map((p) => this.assign(p.shareId, p.hostId)))
+  }
+
+  private placementHosts(): PlacementHost[] {
+    return this.membership.alive().map((h) => {
+      const hb = h.heartbeat
+      return {
+        hostId: h.hostId,
+        slots: hb.capacity.slots,
+        freeSlots: hb.capacity.slots - this.runningOn(h.hostId),
+        cores: hb.capacity.cores,
+        memFreeBytes: hb.load.memFreeBytes,
+        externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
+        tags: hb.tags,
+        processors: new Set(hb.processors),
+        draining: false,
+      }
+    })
+  }
+
+  private runningOn(hostId: string): number {
+    let n = 0
+    for (const s of this.shares.values()) if (s.status === 'running' && s.host === hostId) n++
+    return n
+  }
+
+  /** Gives a pending share a new epoch on a host, durably, then tells the host. */
+  private async assign(shareId: string, hostId: string): Promise<void> {
+    const s = this.shares.get(shareId)
+    const job = s && this.jobs.get(s.jobId)
+    if (!s || !job || s.status !== 'pending' || isFinal(job.state)) return
+    s.status = 'running'
+    s.epoch += 1
+    s.host = hostId
+    s.hosts = [...s.hosts, hostId]
+    s.updatedAt = Date.now()
+    await this.persistShare(s)
+    if (job.state === 'waiting') {
+      job.state = 'running'
+      job.reason = undefined
+      await this.persistJob(job)
+      this.publishJob(job)
+    }
+    const epoch = s.epoch
+    try {
+      await this.command(hostId, {
+        v: V,
+        t: 'assign',
+        share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, unitsDone: s.unitsDone },
+      })
+      this.log.info({ share: shareId, host: hostId, epoch, position: s.position }, 'share placed')
+    } catch (e) {
+      // The host did not take it: back to pending. If it did take it after all (a timeout), its
+      // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
+      this.log.warn({ share: shareId, host: hostId, err: (e as Error).message }, 'assignment failed; share back to pending')
+      if (s.status === 'running' && s.epoch === epoch) {
+        s.status = 'pending'
+        s.host = null
+        await this.persistShare(s)
+        setTimeout(() => this.kick(), 250)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ completion
+
+  private async maybeComplete(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId)
+    const shares = this.sharesByJob.get(jobId) ?? []
+    if (!job || isFinal(job.state) || this.merging.has(jobId)) return
+    if (!shares.length || !shares.every((s) => s.status === 'done')) return
+    this.merging.add(jobId)
+    try {
+      const results = [...shares].sort((a, b) => a.from - b.from).map((s) => s.result)
+      const result = results.length === 1 ? results[0] : await this.merge(job, results)
+      await this.finishJob(job, 'completed', { result })
+      this.log.info({ job: jobId, ms: (job.finishedAt ?? 0) - job.submittedAt }, 'job completed')
+    } catch (e) {
+      const err = e as ShoalError
+      if (err.code === 'E_PROCESSOR_THREW') {
+        await this.finishJob(job, 'failed', { error: toWire(new ShoalError('E_JOB_FAILED', `job ${jobId} failed: merge threw: ${err.message}`, { cause: err })) })
+      } else {
+        this.log.warn({ job: jobId, err: err.message }, 'merge not possible yet; will retry next cycle')
+      }
+    } finally {
+      this.merging.delete(jobId)
+    }
+  }
+
+  /** Merges on a host that has the processor, in batches that fit in a message. */
+  private async merge(job: JobRecord, results: unknown[]): Promise<unknown> {
+    const host = this.membership.alive().find((h) => h.heartbeat.processors.includes(job.processor))
+    if (!host) throw new ShoalError('E_UNAVAILABLE', `no live host with processor '${job.processor}' to merge results`)
+    const batch = 256
+    let acc: unknown[] = results
+    while (acc.length > 1) {
+      const next: unknown[] = []
+      for (let i = 0; i < acc.length; i += batch) {
+        const part = acc.slice(i, i + batch)
+        if (part.length === 1) {
+          next.push(part[0])
+          continue
+        }
+        const reply = await this.command(host.hostId, { v: V, t: 'merge', processor: job.processor, input: job.input, results: part }, MERGE_TIMEOUT_MS)
+        if (reply.t !== 'merged') throw new ShoalError('E_INTERNAL', `unexpected merge reply '${reply.t}'`)
+        next.push(reply.result)
+      }
+      acc = next
+    }
+    return acc[0]
+  }
+
+  private async finishJob(job: JobRecord, state: 'completed' | 'failed' | 'cancelled', how: { result?: unknown; error?: JobRecord['error'] }): Promise<void> {
+    job.state = state
+    job.finishedAt = Date.now()
+    job.reason = undefined
+    if ('result' in how) job.result = how.result
+    if (how.error) job.error = how.error
+    if (state === 'cancelled') job.error = toWire(new ShoalError('E_CANCELLED', `job ${job.jobId} was cancelled`))
+    await this.persistJob(job)
+    if (state !== 'completed') {
+      for (const s of this.sharesByJob.get(job.jobId) ?? []) {
+        if (s.status !== 'running' && s.status !== 'pending') continue
+        const { host, epoch } = s
+        s.status = 'cancelled'
+        s.host = null
+        await this.persistShare(s)
+        if (host) void this.command(host, { v: V, t: 'drop', shareId: s.shareId, epoch }).catch(() => undefined)
+      }
+    }
+    this.publishJob(job)
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private async command(hostId: string, cmd: HostCommand, timeoutMs = COMMAND_TIMEOUT_MS) {
+    return this.bus.request(this.subjects.hostCommand(hostId), cmd, hostReplySchema, timeoutMs)
+  }
+
+  private summary(job: JobRecord, now: number, withShares: boolean) {
+    return jobSummary(job, this.sharesByJob.get(job.jobId) ?? [], this.live, now, withShares)
+  }
+
+  private publishJob(job: JobRecord): void {
+    const summary = this.summary(job, Date.now(), false)
+    this.lastProgress.set(job.jobId, summary.unitsDone)
+    try {
+      this.bus.publish(this.subjects.jobEvents(job.jobId), { v: V, t: 'job', job: summary })
+    } catch (e) {
+      this.log.error({ job: job.jobId, err: (e as Error).message }, 'cannot publish job event')
+    }
+  }
+
+  private publishProgress(): void {
+    for (const job of this.jobs.values()) {
+      if (job.state !== 'running') continue
+      const done = this.summary(job, Date.now(), false).unitsDone
+      if (this.lastProgress.get(job.jobId) !== done) this.publishJob(job)
+    }
+  }
+
+  private indexShare(s: ShareRecord): void {
+    this.shares.set(s.shareId, s)
+    const list = this.sharesByJob.get(s.jobId) ?? []
+    if (!list.includes(s)) list.push(s)
+    this.sharesByJob.set(s.jobId, list)
+  }
+
+  private async persistShare(s: ShareRecord): Promise<void> {
+    await this.store.putShare(s)
+  }
+
+  private async persistJob(j: JobRecord): Promise<void> {
+    await this.store.putJob(j)
+  }
+}
+
+function isFinal(state: JobRecord['state']): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled'
+}
+
+function nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string): ReportReply {
+  return { v: V, t: 'nack', error: toWire(new ShoalError(code, message)) }
+}
+

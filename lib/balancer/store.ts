@@ -1,0 +1,105 @@
+/**
+ * Durable balancer state in JetStream KV: one bucket of job records, one of share records (a share
+ * record carries its last durable checkpoint). The balancer writes here before it acts or
+ * acknowledges, so a restarted balancer can rebuild everything from these two buckets.
+ *
+ * Must never decide anything: it only reads and writes records.
+ */
+
+import type { NatsConnection } from '@nats-io/transport-node'
+import { Kvm, type KV } from '@nats-io/kv'
+import { Packr } from 'msgpackr'
+import { ShoalError, type WireError } from '../errors.ts'
+import type { JobState, ShareState } from '../protocol/messages.ts'
+import type { Subjects } from '../protocol/subjects.ts'
+
+export interface JobRecord {
+  jobId: string
+  processor: string
+  input: unknown
+  from: number
+  to: number
+  requiredTags?: Record<string, string> | undefined
+  memoryBytesPerShare?: number | undefined
+  state: JobState
+  submittedAt: number
+  finishedAt?: number | undefined
+  reason?: string | undefined
+  result?: unknown
+  error?: WireError | undefined
+  /** Next share number: splits add shares. */
+  nextShare: number
+}
+
+export interface ShareRecord {
+  shareId: string
+  jobId: string
+  from: number
+  /** Exclusive end; shrinks when the share is split. */
+  to: number
+  /** Durable position: every unit in [from, position) is in `state`. */
+  position: number
+  /** Processor state at `position`; undefined until the first checkpoint. */
+  state?: unknown
+  status: ShareState
+  epoch: number
+  host: string | null
+  hosts: string[]
+  /** Units processed for this share over all its runs (including units redone after a loss). */
+  unitsDone: number
+  result?: unknown
+  error?: WireError | undefined
+  updatedAt: number
+}
+
+export class Store {
+  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true })
+
+  private constructor(
+    private readonly jobs: KV,
+    private readonly shares: KV,
+  ) {}
+
+  static async open(nc: NatsConnection, subjects: Subjects): Promise<Store> {
+    try {
+      const kvm = new Kvm(nc)
+      // Kvm.create mutates its options object: a fresh literal each time.
+      const jobs = await kvm.create(subjects.bucket('jobs'), { history: 1 })
+      const shares = await kvm.create(subjects.bucket('shares'), { history: 1 })
+      return new Store(jobs, shares)
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot open JetStream KV buckets (is JetStream enabled on nats-server? start it with -js): ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  async putJob(rec: JobRecord): Promise<void> {
+    await this.put(this.jobs, rec.jobId, rec)
+  }
+
+  async putShare(rec: ShareRecord): Promise<void> {
+    await this.put(this.shares, rec.shareId, rec)
+  }
+
+  async loadAll(): Promise<{ jobs: JobRecord[]; shares: ShareRecord[] }> {
+    return { jobs: await this.load<JobRecord>(this.jobs), shares: await this.load<ShareRecord>(this.shares) }
+  }
+
+  private async put(kv: KV, key: string, rec: object): Promise<void> {
+    try {
+      await kv.put(key, this.packr.pack(rec))
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot store ${key}: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  private async load<T>(kv: KV): Promise<T[]> {
+    const out: T[] = []
+    const keys: string[] = []
+    for await (const k of await kv.keys()) keys.push(k)
+    for (const k of keys) {
+      const e = await kv.get(k)
+      if (e && e.operation === 'PUT' && e.value.length) out.push(this.packr.unpack(e.value) as T)
+    }
+    return out
+  }
+}
