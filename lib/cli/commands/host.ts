@@ -1,0 +1,31 @@
+/** `shoal host`: runs a worker host until SIGINT/SIGTERM. */
+
+import { Command } from 'commander'
+import { Host } from '../../worker-host/host.ts'
+import { addCommonOptions, configFrom, stopOnSignals, type CommonOptions } from '../common.ts'
+import { parseIntArg, parseTags } from '../output.ts'
+
+interface HostFlags extends CommonOptions {
+  id?: string
+  slots?: string
+  tags?: string
+  processor?: string[]
+}
+
+export function hostCommand(): Command {
+  return addCommonOptions(new Command('host'))
+    .description('run a worker host: advertises capacity and runs the shares the balancer assigns')
+    .option('--id <id>', 'host id (letters, digits, _ and -; default hostname-pid)')
+    .option('--slots <n>', 'worker slots, shares run at once (default: number of cores)')
+    .option('--tags <k=v,...>', 'tags jobs can require, e.g. zone=a,gpu=no')
+    .option('--processor <module>', 'extra processor module to register (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .action(async (o: HostFlags) => {
+      const host: Record<string, unknown> = {}
+      if (o.id !== undefined) host.id = o.id
+      if (o.slots !== undefined) host.slots = parseIntArg('--slots', o.slots)
+      if (o.tags !== undefined) host.tags = parseTags(o.tags)
+      if (o.processor !== undefined) host.processors = o.processor
+      const h = await Host.start({ config: configFrom(o, Object.keys(host).length ? { host } : {}) })
+      stopOnSignals(() => h.stop())
+    })
+}

@@ -1,0 +1,75 @@
+/** `shoal status`: hosts with capacity and load; jobs and their shares with state and host. */
+
+import { Command } from 'commander'
+import { ShoalClient } from '../../sdk/client.ts'
+import type { HostSummary, JobSummary } from '../../protocol/messages.ts'
+import { formatDuration, printJson, reportError } from '../output.ts'
+
+interface StatusFlags {
+  json?: boolean
+  nats?: string
+  cluster?: string
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('show hosts, jobs and shares')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
+    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
+    .action(async (o: StatusFlags) => {
+      let client: ShoalClient | undefined
+      try {
+        client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+        const st = await client.status()
+        if (o.json) printJson(st)
+        else process.stdout.write(renderStatus(st.hosts, st.jobs, st.rejected))
+      } catch (e) {
+        reportError(e, o.json === true)
+      } finally {
+        await client?.close()
+      }
+    })
+}
+
+export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected: Record<string, number>): string {
+  const lines: string[] = []
+  lines.push(`HOSTS (${hosts.length})`)
+  lines.push(row(['host', 'state', 'slots', 'busy', 'cores', 'cpu', 'mem free', 'processors', 'tags']))
+  for (const h of [...hosts].sort((a, b) => a.hostId.localeCompare(b.hostId))) {
+    lines.push(
+      row([
+        h.hostId,
+        h.state,
+        String(h.capacity.slots),
+        String(h.shares),
+        String(h.capacity.cores),
+        `${Math.round(h.load.cpuMachine * 100)}%`,
+        `${(h.load.memFreeBytes / 2 ** 30).toFixed(1)} GiB`,
+        h.processors.join(','),
+        Object.entries(h.tags).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+      ]),
+    )
+  }
+  lines.push('', `JOBS (${jobs.length})`)
+  for (const j of jobs) {
+    const pct = j.unitsTotal ? ((100 * j.unitsDone) / j.unitsTotal).toFixed(1) : '0'
+    lines.push(`${j.jobId}  ${j.processor}  ${j.state}  ${pct}%  shares ${j.sharesDone}/${j.sharesTotal}  ${formatDuration(j.elapsedMs ?? 0)}${j.reason ? `  (${j.reason})` : ''}`)
+    if (j.state === 'completed') lines.push(`  result: ${JSON.stringify(j.result)}`)
+    if (j.error) lines.push(`  error: ${j.error.code}: ${j.error.message}`)
+    for (const s of j.shares ?? []) {
+      lines.push(`  ${s.shareId}  [${s.from}, ${s.to})  ${s.state}  ${s.host ?? '-'}  epoch ${s.epoch}  ${s.unitsDone}/${s.to - s.from}`)
+    }
+  }
+  const rej = Object.entries(rejected)
+  if (rej.length) {
+    lines.push('', 'REJECTED MESSAGES')
+    for (const [k, n] of rej) lines.push(`  ${n}  ${k}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+function row(cells: string[]): string {
+  const widths = [18, 8, 6, 5, 6, 5, 9, 26, 10]
+  return cells.map((c, i) => c.padEnd(widths[i] ?? 10)).join(' ').trimEnd()
+}

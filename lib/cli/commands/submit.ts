@@ -1,0 +1,92 @@
+/**
+ * `shoal submit PROCESSOR`: submits a job; with --wait follows it to the end and prints the result.
+ * With --json prints exactly one JSON document on stdout (the job summary, with `result` when done).
+ */
+
+import { Command } from 'commander'
+import { ShoalClient, type JobSummary } from '../../sdk/client.ts'
+import { ShoalError } from '../../errors.ts'
+import { formatDuration, parseIntArg, parseRange, parseTags, printJson, reportError } from '../output.ts'
+import { ProgressLine } from '../progress.ts'
+
+interface SubmitFlags {
+  range: string
+  input?: string
+  shares?: string
+  tags?: string
+  wait?: boolean
+  json?: boolean
+  nats?: string
+  cluster?: string
+  timeoutMs?: string
+}
+
+export function submitCommand(): Command {
+  return new Command('submit')
+    .description('submit a job to the pool')
+    .argument('<processor>', 'name of a processor registered on hosts (e.g. count-primes, cpu-burn)')
+    .option('--range <from:to>', 'units [from, to) of the job', '0:1000000')
+    .option('--input <json>', 'processor input as JSON', 'null')
+    .option('--shares <n>', 'number of shares (default: the balancer decides)')
+    .option('--tags <k=v,...>', 'only hosts with these tags may run it')
+    .option('--wait', 'wait for the job to finish and print its result')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
+    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
+    .action(async (processor: string, o: SubmitFlags) => {
+      const json = o.json === true
+      let client: ShoalClient | undefined
+      try {
+        const range = parseRange(o.range)
+        let input: unknown
+        try {
+          input = JSON.parse(o.input ?? 'null')
+        } catch (e) {
+          throw new ShoalError('E_BAD_JOB', `--input is not valid JSON: ${(e as Error).message}`)
+        }
+        client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+        const abort = new AbortController()
+        process.once('SIGINT', () => abort.abort())
+        const job = await client.submit({
+          processor,
+          range,
+          input,
+          signal: abort.signal,
+          ...(o.shares !== undefined ? { shares: parseIntArg('--shares', o.shares) } : {}),
+          ...(o.tags !== undefined ? { tags: parseTags(o.tags) } : {}),
+        })
+        if (!o.wait) {
+          const s = job.summary!
+          job.close()
+          if (json) printJson(s)
+          else process.stdout.write(`${s.jobId}\n`)
+          return
+        }
+        const progress = json ? undefined : new ProgressLine(process.stderr)
+        if (progress) job.on('progress', (s: JobSummary) => progress.update(s))
+        const final = await job.done()
+        progress?.finish()
+        const detailed = await client.fetchJob(job.id, true).catch(() => final)
+        if (json) {
+          printJson({ ...detailed, result: final.result, shares: detailed.shares ?? [] })
+        } else if (final.state === 'completed') {
+          process.stdout.write(`${formatResult(final.result)}\n`)
+          process.stderr.write(`job ${final.jobId} completed in ${formatDuration(final.elapsedMs ?? 0)} over ${final.sharesTotal} shares\n`)
+        }
+        if (final.state !== 'completed') {
+          await job.result().catch((e) => {
+            if (!json) reportError(e, false)
+            process.exitCode = 1
+          })
+        }
+      } catch (e) {
+        reportError(e, json)
+      } finally {
+        await client?.close()
+      }
+    })
+}
+
+export function formatResult(r: unknown): string {
+  return typeof r === 'string' ? r : JSON.stringify(r)
+}

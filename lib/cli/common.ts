@@ -1,0 +1,43 @@
+/**
+ * Options every long-running command shares (--config, --nats, --cluster, --log-level), turned into
+ * a validated Config, and the signal handling that stops a daemon cleanly.
+ */
+
+import type { Command } from 'commander'
+import { loadConfig, type Config } from '../config/mod.ts'
+
+export interface CommonOptions {
+  config?: string
+  nats?: string
+  cluster?: string
+  logLevel?: string
+}
+
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'config file (YAML or JSON); also SHOAL_CONFIG')
+    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
+    .option('--cluster <name>', 'cluster name, the subject prefix (default: SHOAL_CLUSTER, then "default")')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+}
+
+/** Loads config with CLI flags as the highest-precedence overrides. */
+export function configFrom(o: CommonOptions, extra: Record<string, unknown> = {}): Config {
+  const overrides: Record<string, unknown> = { ...extra }
+  if (o.nats !== undefined) overrides.nats = { url: o.nats }
+  if (o.cluster !== undefined) overrides.cluster = o.cluster
+  if (o.logLevel !== undefined) overrides.log = { level: o.logLevel }
+  return loadConfig({ ...(o.config !== undefined ? { file: o.config } : {}), overrides: overrides as never })
+}
+
+/** Runs `stop` on SIGINT/SIGTERM once, then exits. */
+export function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false
+  const handler = (sig: NodeJS.Signals) => {
+    if (stopping) process.exit(130)
+    stopping = true
+    void stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 0))
+  }
+  process.on('SIGINT', handler)
+  process.on('SIGTERM', handler)
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/**
+ * The `shoal` command line: one subcommand per file in ./commands. Every command has --help; data
+ * goes to stdout (--json for one JSON document), diagnostics to stderr.
+ */
+
+import { Command } from 'commander'
+import { reportError } from './output.ts'
+import { balancerCommand } from './commands/balancer.ts'
+import { hostCommand } from './commands/host.ts'
+import { submitCommand } from './commands/submit.ts'
+import { statusCommand } from './commands/status.ts'
+import { demoCommand } from './commands/demo.ts'
+
+export function buildCli(): Command {
+  return new Command('shoal')
+    .description('Pool the CPU and memory of many hosts over NATS and keep work spread across them')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .addCommand(balancerCommand())
+    .addCommand(hostCommand())
+    .addCommand(submitCommand())
+    .addCommand(statusCommand())
+    .addCommand(demoCommand())
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv)
+  } catch (e) {
+    reportError(e, argv.includes('--json'))
+  }
+}
+
+await main(process.argv)

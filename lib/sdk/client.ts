@@ -1,0 +1,161 @@
+/**
+ * The SDK entry: connect to a Shoal cluster, submit share-divisible jobs, follow and cancel them,
+ * list hosts. Talks only to the balancer, over NATS request/reply, plus the job event subjects.
+ *
+ * Must never load processor code: a job names a processor that hosts register.
+ */
+
+import { randomBytes } from 'node:crypto'
+import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
+import { ShoalError } from '../errors.ts'
+import { connectNats } from '../nats-connect.ts'
+import { Bus } from '../protocol/bus.ts'
+import { Codec } from '../protocol/codec.ts'
+import {
+  PROTOCOL_VERSION as V,
+  apiReplySchema,
+  jobEventSchema,
+  type ApiReply,
+  type ApiRequest,
+  type HostSummary,
+  type JobSummary,
+} from '../protocol/messages.ts'
+import { Subjects, type ApiOp } from '../protocol/subjects.ts'
+import { Job, type JobBackend } from './job.ts'
+
+export type { JobSummary, HostSummary, ShareSummary } from '../protocol/messages.ts'
+
+/** Options of {@link ShoalClient.connect}. */
+export interface ShoalClientOptions {
+  /** NATS server URL(s). Default: `SHOAL_NATS_URL`, then `nats://127.0.0.1:4222`. */
+  servers?: string | string[]
+  /** Cluster name (the subject prefix). Default: `SHOAL_CLUSTER`, then `default`. */
+  cluster?: string
+  /** Further NATS connection options (credentials, TLS, ...), passed through. */
+  nats?: Partial<NodeConnectionOptions>
+  /** How long to wait for the balancer to answer a request. Default 10000. */
+  requestTimeoutMs?: number
+  /** Largest message the client sends. Default 1 MiB − 4 KiB, as the balancer's default. */
+  maxMessageBytes?: number
+  /** Use this connection instead of opening one (it is not closed by {@link ShoalClient.close}). */
+  connection?: NatsConnection
+}
+
+/** A job to run on the pool. */
+export interface JobSpec {
+  /** Name of a processor registered on hosts, e.g. `count-primes`. */
+  processor: string
+  /** Units `[from, to)` the job covers; a list of items is a range over its indices. */
+  range: readonly [from: number, to: number]
+  /** Processor input, the same for every share; must survive msgpack. */
+  input?: unknown
+  /** How many shares to split into. Default: the balancer's `shares.perJob` (auto: the pool's slots). */
+  shares?: number
+  /** Hosts must carry all of these tags. */
+  tags?: Record<string, string>
+  /** Memory one share needs; no host is given more shares than its free memory holds. */
+  memoryBytesPerShare?: number
+  /** Aborting cancels the job. */
+  signal?: AbortSignal
+  /** Choose the job id yourself (1-64 of letters, digits, '_', '-'); default a random one. */
+  jobId?: string
+}
+
+/** A connection to a Shoal cluster. */
+export class ShoalClient {
+  private readonly subjects: Subjects
+  private readonly bus: Bus
+  private readonly backend: JobBackend
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    cluster: string,
+    private readonly timeoutMs: number,
+    maxMessageBytes: number,
+  ) {
+    this.subjects = new Subjects(cluster)
+    this.bus = new Bus(nc, new Codec(maxMessageBytes))
+    this.backend = {
+      fetch: (jobId, withShares) => this.fetchJob(jobId, withShares),
+      cancel: async (jobId) => jobOf(await this.api('cancel', { v: V, t: 'cancel', jobId })),
+      subscribe: (jobId, onEvent) => this.bus.subscribe(this.subjects.jobEvents(jobId), jobEventSchema, (e) => onEvent(e.job)),
+    }
+  }
+
+  /** Connects to NATS and returns a client. Fails with `E_UNAVAILABLE` when NATS is unreachable. */
+  static async connect(opts: ShoalClientOptions = {}): Promise<ShoalClient> {
+    const url = Array.isArray(opts.servers) ? opts.servers.join(',') : (opts.servers ?? process.env.SHOAL_NATS_URL ?? 'nats://127.0.0.1:4222')
+    const nc = opts.connection ?? (await connectNats({ url }, 'shoal-client', opts.nats ?? {}))
+    const cluster = opts.cluster ?? process.env.SHOAL_CLUSTER ?? 'default'
+    return new ShoalClient(nc, opts.connection === undefined, cluster, opts.requestTimeoutMs ?? 10_000, opts.maxMessageBytes ?? 1024 * 1024 - 4096)
+  }
+
+  /**
+   * Submits a job. Resolves once the balancer has durably admitted it (or put it in the waiting
+   * state with a reason); rejects with `E_UNKNOWN_PROCESSOR`, `E_BAD_RANGE`, `E_BAD_JOB`,
+   * `E_MSG_TOO_LARGE` (input too big) or `E_UNAVAILABLE` (no balancer).
+   */
+  async submit<Result = unknown>(spec: JobSpec): Promise<Job<Result>> {
+    const [from, to] = spec.range
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0) {
+      throw new ShoalError('E_BAD_RANGE', `range must be two non-negative integers [from, to) (got [${from}, ${to}])`)
+    }
+    if (!(to > from)) throw new ShoalError('E_BAD_RANGE', `range [${from}, ${to}) is empty: 'to' must be greater than 'from'`)
+    if (spec.signal?.aborted) throw new ShoalError('E_CANCELLED', 'signal already aborted')
+    const jobId = spec.jobId ?? `j${Date.now().toString(36)}${randomBytes(5).toString('hex')}`
+    const req: ApiRequest = { v: V, t: 'submit', jobId, processor: spec.processor, input: spec.input ?? null, from, to }
+    if (spec.shares !== undefined) req.shares = spec.shares
+    if (spec.tags !== undefined) req.tags = spec.tags
+    if (spec.memoryBytesPerShare !== undefined) req.memoryBytesPerShare = spec.memoryBytesPerShare
+    const job = new Job<Result>(jobId, this.backend)
+    try {
+      job.accepted(jobOf(await this.api('submit', req)))
+    } catch (e) {
+      job.close()
+      throw e
+    }
+    if (spec.signal) {
+      const onAbort = () => void job.cancel().catch(() => undefined)
+      spec.signal.addEventListener('abort', onAbort, { once: true })
+      void job.done().then(() => spec.signal?.removeEventListener('abort', onAbort))
+    }
+    return job
+  }
+
+  /** The current summary of a job; `withShares` adds each share's range, state and host. */
+  async fetchJob(jobId: string, withShares = false): Promise<JobSummary> {
+    return jobOf(await this.api('job', { v: V, t: 'job', jobId, withShares }))
+  }
+
+  /** Cancels a job by id. */
+  async cancel(jobId: string): Promise<JobSummary> {
+    return this.backend.cancel(jobId)
+  }
+
+  /** The hosts of the pool with capacity, load and state. */
+  async hosts(): Promise<HostSummary[]> {
+    return (await this.status()).hosts
+  }
+
+  /** Hosts, recent jobs (with shares for unfinished ones) and the balancer's reject counters. */
+  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number> }> {
+    const r = await this.api('status', { v: V, t: 'status' })
+    if (r.t !== 'status') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to status`)
+    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected }
+  }
+
+  /** Closes the connection (if the client opened it). */
+  async close(): Promise<void> {
+    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
+  }
+
+  private api(op: ApiOp, req: ApiRequest): Promise<ApiReply> {
+    return this.bus.request(this.subjects.api(op), req, apiReplySchema, this.timeoutMs)
+  }
+}
+
+function jobOf(r: ApiReply): JobSummary {
+  if (r.t !== 'job') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}'`)
+  return r.job
+}

@@ -1,0 +1,178 @@
+/**
+ * End to end over a real nats-server with a balancer process and three host processes: submit →
+ * split → place → run → checkpoint → merge, through the SDK and the CLI; bad input of every kind
+ * (unknown processor, a processor that throws, malformed and oversized messages); membership when
+ * a host is SIGKILLed.
+ */
+
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { expect } from 'chai'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { Packr } from 'msgpackr'
+import { shoalCommand } from '../../lib/cli/spawn.ts'
+import { ShoalError } from '../../lib/errors.ts'
+import { Subjects } from '../../lib/protocol/subjects.ts'
+import { useNatsServer } from '../support/nats.ts'
+import { startCluster, killAndWait, type TestCluster } from '../support/cluster.ts'
+
+const run = promisify(execFile)
+const throwsFixture = fileURLToPath(new URL('../fixtures/processors/throws.ts', import.meta.url))
+
+async function shoal(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [exe, pre] = shoalCommand()
+  try {
+    const { stdout, stderr } = await run(exe, [...pre, ...args], { env, timeout: 60_000 })
+    return { code: 0, stdout, stderr }
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string }
+    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
+  }
+}
+
+describe('a pool of three host processes over a real nats-server', function () {
+  this.timeout(60_000)
+  const nats = useNatsServer()
+  let c: TestCluster
+
+  before(async () => {
+    c = await startCluster(nats.url, {
+      hosts: [
+        { id: 'h1', args: ['--processor', throwsFixture] },
+        { id: 'h2', args: ['--processor', throwsFixture] },
+        { id: 'h3', args: ['--processor', throwsFixture] },
+      ],
+    })
+  })
+  after(async () => c?.stop())
+
+  it('counts the primes below 2·10⁶ exactly (148,933) in 12 shares spread over the hosts, through the SDK', async () => {
+    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 2_000_000], shares: 12 })
+    expect(await job.result()).to.equal(148_933)
+    const detail = await job.fetch(true)
+    expect(detail.state).to.equal('completed')
+    expect(detail.shares).to.have.length(12)
+    expect(detail.unitsDone).to.equal(2_000_000)
+    const hostsUsed = new Set(detail.shares!.flatMap((s) => s.hosts))
+    expect(hostsUsed.size, 'shares should run on more than one host').to.be.greaterThan(1)
+    for (const s of detail.shares!) expect(s.state).to.equal('done')
+  })
+
+  it('reports progress while a job runs and ends the iterator on the final state', async () => {
+    const job = await c.client.submit<number>({ processor: 'cpu-burn', range: [0, 3000], input: { workPerUnit: 20000 }, shares: 6 })
+    const seen: number[] = []
+    let last = ''
+    for await (const s of job.progress()) {
+      seen.push(s.unitsDone)
+      last = s.state
+    }
+    expect(last).to.equal('completed')
+    expect(seen.at(-1)).to.equal(3000)
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).to.be.at.least(seen[i - 1]!)
+  })
+
+  it('prints one JSON object with the result, job id, state, shares and elapsed time from `shoal submit --wait --json`', async () => {
+    const r = await shoal(['submit', 'count-primes', '--range', '0:2000000', '--shares', '12', '--wait', '--json'], c.env)
+    expect(r.code, r.stderr).to.equal(0)
+    const out = JSON.parse(r.stdout) as { result: number; jobId: string; state: string; shares: unknown[]; elapsedMs: number }
+    expect(out.result).to.equal(148_933)
+    expect(out.jobId).to.be.a('string').and.not.empty
+    expect(out.state).to.equal('completed')
+    expect(out.shares).to.have.length(12)
+    expect(out.elapsedMs).to.be.a('number').and.greaterThan(0)
+  })
+
+  it('rejects an unknown processor with E_UNKNOWN_PROCESSOR naming it and the registered ones', async () => {
+    const err = await c.client.submit({ processor: 'no-such-thing', range: [0, 10] }).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(err).to.be.instanceOf(ShoalError)
+    expect((err as ShoalError).code).to.equal('E_UNKNOWN_PROCESSOR')
+    expect((err as ShoalError).message).to.include("'no-such-thing'").and.include('count-primes')
+    const r = await shoal(['submit', 'no-such-thing', '--range', '0:10', '--wait'], c.env)
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.include("no host in the pool registers processor 'no-such-thing'").and.include('E_UNKNOWN_PROCESSOR')
+  })
+
+  it('rejects an empty range with E_BAD_RANGE before anything runs', async () => {
+    const err = await c.client.submit({ processor: 'count-primes', range: [5, 5] }).catch((e: unknown) => e)
+    expect((err as ShoalError).code).to.equal('E_BAD_RANGE')
+    const r = await shoal(['submit', 'count-primes', '--range', '9:3', '--json'], c.env)
+    expect(r.code).to.equal(1)
+    expect(JSON.parse(r.stdout).error.code).to.equal('E_BAD_RANGE')
+  })
+
+  it("fails a job whose processor throws, with the processor's message visible to the client", async () => {
+    const job = await c.client.submit({ processor: 'throws-at', range: [0, 5000], input: { cursedUnit: 1234 }, shares: 4 })
+    const err = await job.result().then(
+      () => null,
+      (e: unknown) => e as ShoalError,
+    )
+    expect(err).to.be.instanceOf(ShoalError)
+    expect(err!.code).to.equal('E_JOB_FAILED')
+    expect(err!.message).to.include('unit 1234 is cursed')
+    expect((err!.cause as ShoalError).code).to.equal('E_PROCESSOR_THREW')
+    const r = await shoal(['submit', 'throws-at', '--range', '0:5000', '--input', '{"cursedUnit":10}', '--wait'], c.env)
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.include('unit 10 is cursed')
+  })
+
+  it('refuses an input larger than the message limit with E_MSG_TOO_LARGE, before sending it', async () => {
+    const err = await c.client.submit({ processor: 'count-primes', range: [0, 10], input: 'x'.repeat(2 * 1024 * 1024) }).catch((e: unknown) => e)
+    expect((err as ShoalError).code).to.equal('E_MSG_TOO_LARGE')
+    expect((err as ShoalError).message).to.match(/over protocol\.maxMessageBytes/)
+  })
+
+  describe('malformed messages', () => {
+    let raw: NatsConnection
+    before(async () => {
+      raw = await connect({ servers: nats.url })
+    })
+    after(async () => raw?.close())
+
+    it('are counted by subject and dropped, and the balancer and hosts keep working', async () => {
+      const s = new Subjects(c.cluster)
+      const pack = new Packr({ useRecords: false })
+      const garbage = new Uint8Array([0xc1, 0xff, 0x00, 0x13])
+      const wrongShape = pack.pack({ v: 1, t: 'checkpoint', hostId: 'h1' })
+      const unknownType = pack.pack({ v: 1, t: 'teleport' })
+      const before = (await c.client.status()).rejected
+      const sum = (r: Record<string, number>, prefix: string) => Object.entries(r).filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0)
+
+      raw.publish(s.heartbeat('h9'), garbage)
+      raw.publish(s.heartbeat('h9'), pack.pack({ v: 1, t: 'hb', hostId: 'h9' }))
+      const r1 = await raw.request(s.report(), wrongShape, { timeout: 2000 })
+      const r2 = await raw.request(s.api('submit'), garbage, { timeout: 2000 })
+      const r3 = await raw.request(s.hostCommand('h1'), unknownType, { timeout: 2000 })
+      raw.publish(s.report(), new Uint8Array(1024 * 1024 - 64)) // oversized for the codec (zeros)
+      await raw.flush()
+      // Requests get an error reply naming the problem rather than silence.
+      for (const r of [r1, r2, r3]) expect(JSON.stringify(pack.unpack(r.data))).to.include('E_MSG_INVALID')
+
+      await c.waitFor(async () => sum((await c.client.status()).rejected, s.heartbeat('h9')) >= (sum(before, s.heartbeat('h9')) + 2), 5000, 'heartbeat rejects to be counted')
+      const after = (await c.client.status()).rejected
+      expect(sum(after, s.report())).to.be.at.least(sum(before, s.report()) + 2)
+      expect(sum(after, s.api('submit'))).to.be.at.least(sum(before, s.api('submit')) + 1)
+      expect(Object.keys(after).some((k) => k.endsWith(' oversized'))).to.equal(true)
+
+      const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 100_000], shares: 3 })
+      expect(await job.result()).to.equal(9592)
+      expect([...c.hosts.values()].every((h) => h.exitCode === null)).to.equal(true)
+      expect(c.balancer!.exitCode).to.equal(null)
+    })
+  })
+
+  it('marks a SIGKILLed host dead within pool.hostDeadMs plus one heartbeat', async () => {
+    c.startHost('h-victim')
+    await c.waitFor(async () => (await c.aliveHosts()).some((h) => h.hostId === 'h-victim'), 20_000, 'h-victim to join')
+    const killedAt = Date.now()
+    await killAndWait(c.hosts.get('h-victim')!, 'SIGKILL')
+    await c.waitFor(async () => (await c.client.hosts()).some((h) => h.hostId === 'h-victim' && h.state === 'dead'), 5000, 'h-victim to be declared dead')
+    const detectedMs = Date.now() - killedAt
+    // Defaults: pool.hostDeadMs 1000, pool.heartbeatMs 250.
+    expect(detectedMs).to.be.at.most(1000 + 250)
+    expect(detectedMs).to.be.at.least(1000 - 250)
+  })
+})
