@@ -27,7 +27,12 @@ export function configFrom(o: CommonOptions, extra: Record<string, unknown> = {}
   if (o.nats !== undefined) overrides.nats = { url: o.nats }
   if (o.cluster !== undefined) overrides.cluster = o.cluster
   if (o.logLevel !== undefined) overrides.log = { level: o.logLevel }
-  return loadConfig({ ...(o.config !== undefined ? { file: o.config } : {}), overrides: overrides as never })
+  return loadConfig({
+    ...(o.config !== undefined ? { file: o.config } : {}),
+    overrides: overrides as never,
+    // A mistyped SHOAL_ variable would otherwise be ignored without a word.
+    onWarning: (m) => process.stderr.write(`shoal: warning: ${m}\n`),
+  })
 }
 
 /** Runs `stop` on SIGINT/SIGTERM once, then exits. */

@@ -119,6 +119,19 @@ describe('a pool of three host processes over a real nats-server', function () {
     expect(r.stderr).to.include('unit 10 is cursed')
   })
 
+  it('cancels a running job through an AbortSignal: the result rejects with E_CANCELLED and the hosts free their slots', async () => {
+    const abort = new AbortController()
+    const job = await c.client.submit({ processor: 'cpu-burn', range: [0, 10_000_000], input: { workPerUnit: 20000 }, shares: 6, signal: abort.signal })
+    await c.waitFor(async () => (await job.fetch()).state === 'running' && (job.summary?.unitsDone ?? 0) > 0, 10_000, 'the job to make progress')
+    abort.abort()
+    const err = await job.result().catch((e: unknown) => e as ShoalError)
+    expect((err as ShoalError).code).to.equal('E_CANCELLED')
+    const detail = await job.fetch(true)
+    expect(detail.state).to.equal('cancelled')
+    expect(detail.shares!.every((s) => s.state === 'cancelled')).to.equal(true)
+    await c.waitFor(async () => (await c.client.hosts()).every((h) => h.load.busySlots === 0), 5000, 'hosts to drop the cancelled shares')
+  })
+
   it('refuses an input larger than the message limit with E_MSG_TOO_LARGE, before sending it', async () => {
     const err = await c.client.submit({ processor: 'count-primes', range: [0, 10], input: 'x'.repeat(2 * 1024 * 1024) }).catch((e: unknown) => e)
     expect((err as ShoalError).code).to.equal('E_MSG_TOO_LARGE')
@@ -174,5 +187,34 @@ describe('a pool of three host processes over a real nats-server', function () {
     // Defaults: pool.hostDeadMs 1000, pool.heartbeatMs 250.
     expect(detectedMs).to.be.at.most(1000 + 250)
     expect(detectedMs).to.be.at.least(1000 - 250)
+  })
+})
+
+describe('a job submitted before any host can run it', function () {
+  this.timeout(60_000)
+  const nats = useNatsServer()
+  let c: TestCluster
+  before(async () => {
+    c = await startCluster(nats.url, { hosts: [] })
+  })
+  after(async () => c?.stop())
+
+  it('waits with a reason the client can see, then runs when a host joins', async () => {
+    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 100_000], shares: 2 })
+    expect(job.summary?.state).to.equal('waiting')
+    expect(job.summary?.reason).to.equal('no hosts in the pool yet')
+    c.startHost('late')
+    expect(await job.result()).to.equal(9592)
+  })
+
+  it('waits for a host with the required tags, naming the processor and tags', async () => {
+    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1000], tags: { zone: 'mars' } })
+    await c.waitFor(async () => /zone=mars/.test((await job.fetch()).reason ?? ''), 5000, 'a waiting reason')
+    expect(job.summary!.state).to.equal('waiting')
+    expect(job.summary!.reason).to.include("'count-primes'")
+    c.startHost('martian', ['--tags', 'zone=mars'])
+    expect(await job.result()).to.equal(168)
+    const detail = await job.fetch(true)
+    expect(detail.shares!.every((s) => s.hosts.every((h) => h === 'martian'))).to.equal(true)
   })
 })

@@ -41,6 +41,7 @@ export class TestCluster {
     this.startBalancer()
     for (const h of this.opts.hosts) this.startHost(h.id, h.args)
     this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000 })
+    await this.waitFor(async () => (await this.client.status().then(() => true, () => false)), 30_000, 'the balancer to answer')
     await this.waitFor(async () => (await this.aliveHosts()).length === this.opts.hosts.length, 30_000, 'hosts to join')
     return this
   }
