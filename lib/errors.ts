@@ -43,8 +43,12 @@ export const ERROR_CODES = {
   E_STALE_EPOCH: false,
   /** A checkpoint's state is larger than `shares.maxCheckpointBytes`. */
   E_CHECKPOINT_TOO_LARGE: false,
-  /** The host does not run the share named in a command. */
+  /** The host does not run the share named in a command, or the share is not known. */
   E_NO_SUCH_SHARE: false,
+  /** No host with that id is in the pool. */
+  E_NO_SUCH_HOST: false,
+  /** A migration was refused (target not eligible or full, share not running, already moving). */
+  E_MIGRATION_REFUSED: false,
   /** A persistence operation against JetStream failed. */
   E_STORE: true,
   /** A bug: something that should not happen did. */

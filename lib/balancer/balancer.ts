@@ -12,7 +12,7 @@
 
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Subscription } from '@nats-io/transport-node'
-import { ShoalError, toWire } from '../errors.ts'
+import { ShoalError, toWire, type WireError as WireErrorT } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { connectNats } from '../nats-connect.ts'
@@ -28,6 +28,8 @@ import {
   type ApiReply,
   type Heartbeat,
   type HostCommand,
+  type Migration,
+  type MoveReason,
   type Report,
   type ReportReply,
   type Submit,
@@ -47,6 +49,11 @@ export interface BalancerOptions {
 }
 
 const COMMAND_TIMEOUT_MS = 5_000
+/** A pause answers within one step (milliseconds); longer means the source is in trouble. */
+const PAUSE_TIMEOUT_MS = 2_000
+const MIGRATIONS_KEPT = 200
+/** Processor errors worth a retry on another host; the others would fail the same way anywhere. */
+const RETRYABLE_SHARE_ERRORS = new Set(['E_PROCESSOR_THREW', 'E_PROCESSOR_LOAD', 'E_INTERNAL'])
 const MERGE_TIMEOUT_MS = 30_000
 const PROGRESS_EVERY_MS = 250
 
@@ -62,7 +69,20 @@ export class Balancer {
   private readonly lastProgress = new Map<string, number>()
   private readonly dropsSent = new Set<string>()
   private readonly merging = new Set<string>()
+  /** Hosts in maintenance mode (persisted in the hosts bucket). */
+  private readonly draining = new Set<string>()
+  /** Shares a migration is moving right now: nothing else touches them meanwhile. */
+  private readonly moving = new Set<string>()
+  /** Slots promised to migrations in flight, by target host. */
+  private readonly incoming = new Map<string, number>()
+  /** When each running share was last assigned (for the missing-from-heartbeat check). */
+  private readonly assignedAt = new Map<string, number>()
+  private readonly migrations: Migration[] = []
+  private recoveredAt = 0
+  private orphanCheckDone = false
   private readonly subs: Subscription[] = []
+  /** Why a share is pending again (host-lost, retry, ...), carried into the placement log. */
+  private readonly pendingReason = new Map<string, MoveReason>()
   private readonly timers: NodeJS.Timeout[] = []
   private placing = false
   private placeAgain = false
@@ -110,9 +130,18 @@ export class Balancer {
 
   /** Rebuilds the in-memory view from JetStream KV. */
   private async recover(): Promise<void> {
-    const { jobs, shares } = await this.store.loadAll()
+    const { jobs, shares, hosts } = await this.store.loadAll()
     for (const j of jobs) this.jobs.set(j.jobId, j)
-    for (const s of shares) this.indexShare(s)
+    for (const s of shares) {
+      s.attempts ??= 0
+      s.failedOn ??= []
+      this.indexShare(s)
+    }
+    for (const h of hosts) if (h.draining) this.draining.add(h.hostId)
+    this.recoveredAt = Date.now()
+    // Running shares keep running on their hosts while the balancer was away; give every share
+    // the full grace period to show up in its host's heartbeats again.
+    for (const s of this.shares.values()) if (s.status === 'running') this.assignedAt.set(s.shareId, this.recoveredAt)
   }
 
   private listen(): void {
@@ -124,13 +153,28 @@ export class Balancer {
     )
     const tickMs = Math.max(10, Math.min(50, Math.floor(this.config.pool.heartbeatMs / 2)))
     this.timers.push(
-      setInterval(() => this.onMembership(this.membership.tick(Date.now())), tickMs),
+      setInterval(() => this.tick(), tickMs),
       setInterval(() => this.publishProgress(), PROGRESS_EVERY_MS),
       setInterval(() => this.cycle(), this.config.balancer.intervalMs),
     )
   }
 
   // ------------------------------------------------------------------ pool
+
+  private tick(): void {
+    const now = Date.now()
+    this.onMembership(this.membership.tick(now))
+    // After a restart: a share recorded as running on a host that never came back within
+    // hostDeadMs (plus a beat) is lost with that host.
+    if (!this.orphanCheckDone && now - this.recoveredAt >= this.config.pool.hostDeadMs + this.config.pool.heartbeatMs) {
+      this.orphanCheckDone = true
+      const hosts = new Set([...this.shares.values()].filter((s) => s.status === 'running' && s.host).map((s) => s.host!))
+      for (const h of hosts) {
+        const m = this.membership.get(h)
+        if (!m || m.state === 'dead' || m.state === 'left') this.reclaimShares(h, 'host-lost')
+      }
+    }
+  }
 
   private onPool(msg: Heartbeat | { t: 'leave'; hostId: string }, subject: string): void {
     const parsed = this.subjects.parsePool(subject)
@@ -152,6 +196,18 @@ export class Balancer {
 
   /** Learns live positions, and tells a host to drop shares it runs under a stale epoch. */
   private reconcileHeartbeat(hb: Heartbeat): void {
+    const now = Date.now()
+    const listed = new Set(hb.shares.map((s) => `${s.shareId}/${s.epoch}`))
+    // A share we think the host runs that is missing from its heartbeats for longer than the grace
+    // period was lost (an assignment that never arrived, a worker that vanished): re-dispatch it.
+    // Reports that are still in flight carry the old epoch and are then rejected, so nothing counts twice.
+    const grace = Math.max(3000, 4 * this.config.pool.heartbeatMs)
+    for (const s of this.shares.values()) {
+      if (s.status !== 'running' || s.host !== hb.hostId || this.moving.has(s.shareId) || listed.has(`${s.shareId}/${s.epoch}`)) continue
+      if (now - (this.assignedAt.get(s.shareId) ?? now) < grace) continue
+      this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch }, 'share missing from its host\'s heartbeats: re-dispatching it')
+      this.requeue(s, 'host-lost')
+    }
     for (const s of hb.shares) {
       const rec = this.shares.get(s.shareId)
       if (rec && rec.status === 'running' && rec.host === hb.hostId && rec.epoch === s.epoch) {
@@ -183,17 +239,19 @@ export class Balancer {
     const lost = [...this.shares.values()].filter((s) => s.status === 'running' && s.host === hostId)
     if (!lost.length) return
     this.log.warn({ host: hostId, reason, shares: lost.map((s) => s.shareId) }, `re-dispatching ${lost.length} share(s) from their last checkpoint`)
-    void (async () => {
-      for (const s of lost) {
-        if (s.status !== 'running' || s.host !== hostId) continue
-        s.status = 'pending'
-        s.host = null
-        s.updatedAt = Date.now()
-        this.live.delete(s.shareId)
-        await this.persistShare(s)
-      }
-      this.kick()
-    })()
+    for (const s of lost) this.requeue(s, 'host-lost')
+  }
+
+  /** Puts a running share back to pending at its last durable checkpoint, and places it again. */
+  private requeue(s: ShareRecord, reason: MoveReason): void {
+    if (s.status !== 'running') return
+    s.status = 'pending'
+    s.host = null
+    s.updatedAt = Date.now()
+    this.live.delete(s.shareId)
+    this.assignedAt.delete(s.shareId)
+    this.pendingReason.set(s.shareId, reason)
+    void this.persistShare(s).then(() => this.kick())
   }
 
   // ------------------------------------------------------------------ reports from hosts
@@ -212,7 +270,9 @@ export class Balancer {
       const cp = r.checkpoint
       if (cp.position < s.position || cp.position > s.to) return { v: V, t: 'ack' }
       if (cp.stateBytes > this.config.shares.maxCheckpointBytes) {
-        return nack('E_CHECKPOINT_TOO_LARGE', `checkpoint of ${shareId} is ${cp.stateBytes} bytes, over shares.maxCheckpointBytes (${this.config.shares.maxCheckpointBytes})`)
+        const msg = `checkpoint of ${shareId} is ${cp.stateBytes} bytes, over shares.maxCheckpointBytes (${this.config.shares.maxCheckpointBytes})`
+        await this.shareFailed(s, r.hostId, toWire(new ShoalError('E_CHECKPOINT_TOO_LARGE', msg)))
+        return nack('E_CHECKPOINT_TOO_LARGE', msg)
       }
       s.position = cp.position
       s.state = cp.state
@@ -235,29 +295,48 @@ export class Balancer {
       this.kick()
       return { v: V, t: 'ack' }
     }
-    // failed: the processor threw (or its state outgrew the limit). Retries are issue-3 work;
-    // today the job fails with the share's error visible to the client.
-    s.status = 'failed'
-    s.error = r.error
-    if (r.checkpoint && r.checkpoint.position >= s.position) {
+    // failed: the processor threw, could not load, or its state outgrew the limit.
+    if (r.checkpoint && r.checkpoint.position >= s.position && r.checkpoint.position <= s.to) {
       s.position = r.checkpoint.position
       s.state = r.checkpoint.state
+      s.unitsDone = r.checkpoint.unitsDone
     }
-    s.updatedAt = now
-    await this.persistShare(s)
+    await this.shareFailed(s, r.hostId, r.error)
+    return { v: V, t: 'ack' }
+  }
+
+  /**
+   * A share's processor failed on a host: retry from the last checkpoint on another host while
+   * attempts remain (shares.maxAttempts), else fail the job with the error's code and message.
+   */
+  private async shareFailed(s: ShareRecord, hostId: string, error: WireErrorT): Promise<void> {
+    s.attempts += 1
+    if (!s.failedOn.includes(hostId)) s.failedOn.push(hostId)
+    s.error = error
+    s.updatedAt = Date.now()
     const job = this.jobs.get(s.jobId)
+    const max = this.config.shares.maxAttempts
+    if (job && !isFinal(job.state) && RETRYABLE_SHARE_ERRORS.has(error.code) && s.attempts < max) {
+      this.log.warn({ share: s.shareId, host: hostId, attempt: s.attempts, of: max, error: error.message }, 'share failed: retrying from its last checkpoint on another host')
+      this.requeue(s, 'retry')
+      return
+    }
+    s.status = 'failed'
+    s.host = null
+    this.assignedAt.delete(s.shareId)
+    await this.persistShare(s)
     if (job && !isFinal(job.state)) {
-      this.log.warn({ share: shareId, host: r.hostId, error: r.error }, 'share failed')
+      this.log.warn({ share: s.shareId, host: hostId, error }, 'share failed for good')
+      const attempts = s.attempts > 1 ? ` (after ${s.attempts} attempts)` : ''
       await this.finishJob(job, 'failed', {
         error: toWire(
-          new ShoalError('E_JOB_FAILED', `job ${job.jobId} failed: share ${shareId} on host ${r.hostId}: ${r.error.message}`, {
-            cause: r.error,
-            details: { shareId, hostId: r.hostId, code: r.error.code },
+          new ShoalError('E_JOB_FAILED', `job ${job.jobId} failed: share ${s.shareId} on host ${hostId}${attempts}: ${error.code}: ${error.message}`, {
+            cause: error,
+            details: { shareId: s.shareId, hostId, code: error.code, attempts: s.attempts },
           }),
         ),
       })
     }
-    return { v: V, t: 'ack' }
   }
 
   // ------------------------------------------------------------------ API
@@ -279,13 +358,18 @@ export class Balancer {
         return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
       }
       case 'status': {
-        const hosts = this.membership.all().map((h) => hostSummary(h, this.runningOn(h.hostId), now))
+        const hosts = this.membership.all().map((h) => hostSummary(h, this.runningOn(h.hostId), this.draining.has(h.hostId), now))
         const jobs = [...this.jobs.values()]
           .sort((a, b) => b.submittedAt - a.submittedAt)
           .slice(0, 50)
           .map((j) => this.summary(j, now, !isFinal(j.state)))
-        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected() }
+        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50) }
       }
+      case 'migrate':
+        return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
+      case 'drain':
+        await this.setDraining(r.hostId, r.drain)
+        return { v: V, t: 'ok' }
     }
   }
 
@@ -331,7 +415,7 @@ export class Balancer {
     this.jobs.set(job.jobId, job)
     await this.persistJob(job)
     for (const [i, [from, to]] of ranges.entries()) {
-      const s: ShareRecord = { shareId: `${job.jobId}-s${i}`, jobId: job.jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, updatedAt: now }
+      const s: ShareRecord = { shareId: `${job.jobId}-s${i}`, jobId: job.jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
       this.indexShare(s)
       await this.persistShare(s)
     }
@@ -376,6 +460,7 @@ export class Balancer {
   private cycle(): void {
     for (const job of this.jobs.values()) if (job.state === 'running') void this.maybeComplete(job.jobId)
     this.kick()
+    void this.drainStep()
   }
 
   private async placePending(): Promise<void> {
@@ -384,7 +469,7 @@ export class Balancer {
       if (isFinal(job.state)) continue
       for (const s of this.sharesByJob.get(job.jobId) ?? []) {
         if (s.status === 'pending') {
-          pending.push({ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare })
+          pending.push({ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare, avoidHosts: s.failedOn })
         }
       }
     }
@@ -410,13 +495,13 @@ export class Balancer {
       return {
         hostId: h.hostId,
         slots: hb.capacity.slots,
-        freeSlots: hb.capacity.slots - this.runningOn(h.hostId),
+        freeSlots: hb.capacity.slots - this.runningOn(h.hostId) - (this.incoming.get(h.hostId) ?? 0),
         cores: hb.capacity.cores,
         memFreeBytes: hb.load.memFreeBytes,
         externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
         tags: hb.tags,
         processors: new Set(hb.processors),
-        draining: false,
+        draining: this.draining.has(h.hostId),
       }
     })
   }
@@ -437,6 +522,9 @@ export class Balancer {
     s.host = hostId
     s.hosts = [...s.hosts, hostId]
     s.updatedAt = Date.now()
+    this.assignedAt.set(shareId, s.updatedAt)
+    const reason = this.pendingReason.get(shareId)
+    this.pendingReason.delete(shareId)
     await this.persistShare(s)
     if (job.state === 'waiting') {
       job.state = 'running'
@@ -451,7 +539,7 @@ export class Balancer {
         t: 'assign',
         share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, unitsDone: s.unitsDone },
       })
-      this.log.info({ share: shareId, host: hostId, epoch, position: s.position }, 'share placed')
+      this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
     } catch (e) {
       // The host did not take it: back to pending. If it did take it after all (a timeout), its
       // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
@@ -462,6 +550,123 @@ export class Balancer {
         await this.persistShare(s)
         setTimeout(() => this.kick(), 250)
       }
+    }
+  }
+
+  // ------------------------------------------------------------------ migration and drain
+
+  /**
+   * Live migration: pause the share on its host at the next safe point and take its final
+   * checkpoint, store it durably with epoch + 1 and the target as host, then resume it on the
+   * target. Stun = pause request sent → target confirmed (an upper bound: the source stops at the
+   * first safe point after the request). Throws E_MIGRATION_REFUSED when it cannot start, and the
+   * share keeps running where it was.
+   */
+  async migrate(shareId: string, toHost: string, reason: MoveReason): Promise<Migration> {
+    const s = this.shares.get(shareId)
+    if (!s) throw new ShoalError('E_NO_SUCH_SHARE', `no share ${shareId}`)
+    const job = this.jobs.get(s.jobId)
+    const refuse = (why: string) => new ShoalError('E_MIGRATION_REFUSED', `cannot migrate ${shareId} to ${toHost}: ${why}`)
+    if (s.status !== 'running' || !s.host || !job) throw refuse(`the share is ${s.status}, not running`)
+    if (this.moving.has(shareId)) throw refuse('it is already being moved')
+    if (s.host === toHost) throw refuse('it already runs there')
+    const target = this.placementHosts().find((h) => h.hostId === toHost)
+    if (!target) throw refuse(`host ${toHost} is not alive in the pool`)
+    const probe: PendingShare = { shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare }
+    if (!planPlacement([target], [probe]).placements.length) {
+      throw refuse(planPlacement([target], [probe]).unplaced[0]?.reason ?? 'the host cannot take it')
+    }
+
+    const fromHost = s.host
+    const epoch = s.epoch
+    this.moving.add(shareId)
+    this.incoming.set(toHost, (this.incoming.get(toHost) ?? 0) + 1)
+    const t0 = performance.now()
+    const record = (ok: boolean, pauseMs: number, bytes: number, error?: unknown): Migration => {
+      const m: Migration = { shareId, jobId: job.jobId, fromHost, toHost, reason, epoch: s.epoch, at: Date.now(), ok, stunMs: performance.now() - t0, pauseMs, checkpointBytes: bytes }
+      if (error !== undefined) m.error = toWire(error)
+      this.migrations.push(m)
+      if (this.migrations.length > MIGRATIONS_KEPT) this.migrations.shift()
+      this.log.info({ share: shareId, from: fromHost, to: toHost, reason, ok, stunMs: +m.stunMs.toFixed(2), pauseMs: +pauseMs.toFixed(2), bytes }, ok ? 'share migrated' : 'migration failed')
+      return m
+    }
+    try {
+      let reply
+      try {
+        reply = await this.command(fromHost, { v: V, t: 'pause', shareId, epoch }, PAUSE_TIMEOUT_MS)
+      } catch (e) {
+        // Nothing changed yet: the share still runs on the source (or finished there).
+        record(false, performance.now() - t0, 0, e)
+        throw refuse(`the source did not hand it over: ${(e as Error).message}`)
+      }
+      const pauseMs = performance.now() - t0
+      if (reply.t !== 'paused') throw new ShoalError('E_INTERNAL', `unexpected pause reply '${reply.t}'`)
+      if (s.status !== 'running' || s.epoch !== epoch || s.host !== fromHost) {
+        // The source was declared dead meanwhile and the share re-dispatched: that path owns it now.
+        return record(false, pauseMs, reply.checkpoint.stateBytes, refuse('the share was re-dispatched during the migration'))
+      }
+      const cp = reply.checkpoint
+      if (cp.position >= s.position && cp.position <= s.to) {
+        s.position = cp.position
+        s.state = cp.state
+        s.unitsDone = cp.unitsDone
+      }
+      s.epoch += 1
+      s.host = toHost
+      s.hosts = [...s.hosts, toHost]
+      s.updatedAt = Date.now()
+      this.assignedAt.set(shareId, s.updatedAt)
+      this.live.delete(shareId)
+      await this.persistShare(s)
+      try {
+        await this.command(toHost, {
+          v: V,
+          t: 'assign',
+          share: { shareId, jobId: job.jobId, epoch: s.epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, unitsDone: s.unitsDone },
+        })
+      } catch (e) {
+        // Paused and durable, but the target did not take it: place it anew from that checkpoint.
+        this.requeue(s, reason)
+        return record(false, pauseMs, cp.stateBytes, e)
+      }
+      return record(true, pauseMs, cp.stateBytes)
+    } finally {
+      this.moving.delete(shareId)
+      this.incoming.set(toHost, (this.incoming.get(toHost) ?? 1) - 1)
+    }
+  }
+
+  private async setDraining(hostId: string, drain: boolean): Promise<void> {
+    if (drain && !this.membership.get(hostId)) throw new ShoalError('E_NO_SUCH_HOST', `no host ${hostId} in the pool`)
+    if (drain === this.draining.has(hostId)) return
+    if (drain) this.draining.add(hostId)
+    else this.draining.delete(hostId)
+    await this.store.putHost({ hostId, draining: drain })
+    this.log.info({ host: hostId }, drain ? 'host draining: migrating its shares away' : 'host back in service')
+    if (drain) void this.drainStep()
+    else this.kick()
+  }
+
+  private drainingNow = false
+
+  /** Migrates shares off draining hosts, as far as other hosts have room; the rest wait a cycle. */
+  private async drainStep(): Promise<void> {
+    if (this.drainingNow || !this.draining.size) return
+    this.drainingNow = true
+    try {
+      for (const hostId of this.draining) {
+        const shares = [...this.shares.values()].filter((s) => s.status === 'running' && s.host === hostId && !this.moving.has(s.shareId))
+        for (const s of shares) {
+          const job = this.jobs.get(s.jobId)
+          if (!job) continue
+          const plan = planPlacement(this.placementHosts(), [{ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare }])
+          const to = plan.placements[0]?.hostId
+          if (!to) break
+          await this.migrate(s.shareId, to, 'drain').catch((e: Error) => this.log.warn({ share: s.shareId, err: e.message }, 'drain migration refused'))
+        }
+      }
+    } finally {
+      this.drainingNow = false
     }
   }
 

@@ -49,7 +49,17 @@ export interface ShareRecord {
   unitsDone: number
   result?: unknown
   error?: WireError | undefined
+  /** Times the processor failed on this share; retried from the checkpoint up to shares.maxAttempts. */
+  attempts: number
+  /** Hosts where the processor failed on this share: a retry goes elsewhere when it can. */
+  failedOn: string[]
   updatedAt: number
+}
+
+/** Operator state of a host that must outlive a balancer restart. */
+export interface HostRecord {
+  hostId: string
+  draining: boolean
 }
 
 export class Store {
@@ -58,6 +68,7 @@ export class Store {
   private constructor(
     private readonly jobs: KV,
     private readonly shares: KV,
+    private readonly hosts: KV,
   ) {}
 
   static async open(nc: NatsConnection, subjects: Subjects): Promise<Store> {
@@ -66,7 +77,8 @@ export class Store {
       // Kvm.create mutates its options object: a fresh literal each time.
       const jobs = await kvm.create(subjects.bucket('jobs'), { history: 1 })
       const shares = await kvm.create(subjects.bucket('shares'), { history: 1 })
-      return new Store(jobs, shares)
+      const hosts = await kvm.create(subjects.bucket('hosts'), { history: 1 })
+      return new Store(jobs, shares, hosts)
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot open JetStream KV buckets (is JetStream enabled on nats-server? start it with -js): ${(e as Error).message}`, { cause: e })
     }
@@ -80,8 +92,16 @@ export class Store {
     await this.put(this.shares, rec.shareId, rec)
   }
 
-  async loadAll(): Promise<{ jobs: JobRecord[]; shares: ShareRecord[] }> {
-    return { jobs: await this.load<JobRecord>(this.jobs), shares: await this.load<ShareRecord>(this.shares) }
+  async putHost(rec: HostRecord): Promise<void> {
+    await this.put(this.hosts, rec.hostId, rec)
+  }
+
+  async loadAll(): Promise<{ jobs: JobRecord[]; shares: ShareRecord[]; hosts: HostRecord[] }> {
+    return {
+      jobs: await this.load<JobRecord>(this.jobs),
+      shares: await this.load<ShareRecord>(this.shares),
+      hosts: await this.load<HostRecord>(this.hosts),
+    }
   }
 
   private async put(kv: KV, key: string, rec: object): Promise<void> {

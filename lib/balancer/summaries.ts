@@ -67,7 +67,7 @@ export function jobSummary(job: JobRecord, shares: readonly ShareRecord[], live:
   return out
 }
 
-export function hostSummary(h: PoolHost, runningShares: number, now: number): HostSummary {
+export function hostSummary(h: PoolHost, runningShares: number, draining: boolean, now: number): HostSummary {
   const hb = h.heartbeat
   return {
     hostId: h.hostId,
@@ -78,5 +78,6 @@ export function hostSummary(h: PoolHost, runningShares: number, now: number): Ho
     tags: hb.tags,
     processors: hb.processors,
     shares: runningShares,
+    draining,
   }
 }

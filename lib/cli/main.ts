@@ -11,6 +11,7 @@ import { hostCommand } from './commands/host.ts'
 import { submitCommand } from './commands/submit.ts'
 import { statusCommand } from './commands/status.ts'
 import { demoCommand } from './commands/demo.ts'
+import { drainCommand, migrateCommand } from './commands/migrate.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -21,6 +22,9 @@ export function buildCli(): Command {
     .addCommand(hostCommand())
     .addCommand(submitCommand())
     .addCommand(statusCommand())
+    .addCommand(migrateCommand())
+    .addCommand(drainCommand(true))
+    .addCommand(drainCommand(false))
     .addCommand(demoCommand())
 }
 

@@ -180,6 +180,10 @@ export const apiRequestSchema = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('cancel'), jobId: id }),
   z.object({ v, t: z.literal('job'), jobId: id, withShares: z.boolean().optional() }),
   z.object({ v, t: z.literal('status') }),
+  /** Live-migrate a running share to another host (`manual` reason). */
+  z.object({ v, t: z.literal('migrate'), shareId, toHost: id }),
+  /** Maintenance mode on (`drain: true`: migrate every share away, place nothing new) or off. */
+  z.object({ v, t: z.literal('drain'), hostId: id, drain: z.boolean() }),
 ])
 export type ApiRequest = z.infer<typeof apiRequestSchema>
 
@@ -219,6 +223,29 @@ export const jobSummarySchema = z.object({
 })
 export type JobSummary = z.infer<typeof jobSummarySchema>
 
+export const moveReasonSchema = z.enum(['imbalance', 'drain', 'host-lost', 'split', 'constraint', 'manual', 'retry'])
+export type MoveReason = z.infer<typeof moveReasonSchema>
+
+/** One live migration, as measured by the balancer. */
+export const migrationSchema = z.object({
+  shareId,
+  jobId: id,
+  fromHost: id,
+  toHost: id,
+  reason: moveReasonSchema,
+  /** The share's epoch on the target. */
+  epoch: count,
+  at: ms,
+  ok: z.boolean(),
+  /** Pause request sent to the source → target confirmed it resumed (an upper bound on the pause). */
+  stunMs: ms,
+  /** Pause request → final checkpoint back from the source. */
+  pauseMs: ms,
+  checkpointBytes: count,
+  error: wireErrorSchema.optional(),
+})
+export type Migration = z.infer<typeof migrationSchema>
+
 export const hostSummarySchema = z.object({
   hostId: id,
   state: z.enum(['alive', 'suspect', 'dead', 'left']),
@@ -228,6 +255,8 @@ export const hostSummarySchema = z.object({
   tags,
   processors: z.array(z.string()),
   shares: count,
+  /** In maintenance mode: shares are migrated away and nothing new is placed here. */
+  draining: z.boolean(),
 })
 export type HostSummary = z.infer<typeof hostSummarySchema>
 
@@ -241,7 +270,10 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     jobs: z.array(jobSummarySchema),
     /** Messages counted and dropped, by `subject cause`. */
     rejected: z.record(z.string(), count),
+    /** Recent migrations, newest last. */
+    migrations: z.array(migrationSchema),
   }),
+  z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({ v, t: z.literal('err'), error: wireErrorSchema }),
 ])
 export type ApiReply = z.infer<typeof apiReplySchema>

@@ -19,11 +19,12 @@ import {
   type ApiRequest,
   type HostSummary,
   type JobSummary,
+  type Migration,
 } from '../protocol/messages.ts'
 import { Subjects, type ApiOp } from '../protocol/subjects.ts'
 import { Job, type JobBackend } from './job.ts'
 
-export type { JobSummary, HostSummary, ShareSummary } from '../protocol/messages.ts'
+export type { JobSummary, HostSummary, ShareSummary, Migration } from '../protocol/messages.ts'
 
 /** Options of {@link ShoalClient.connect}. */
 export interface ShoalClientOptions {
@@ -138,11 +139,31 @@ export class ShoalClient {
     return (await this.status()).hosts
   }
 
-  /** Hosts, recent jobs (with shares for unfinished ones) and the balancer's reject counters. */
-  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number> }> {
+  /** Hosts, recent jobs (with shares for unfinished ones), recent migrations and the balancer's reject counters. */
+  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number>; migrations: Migration[] }> {
     const r = await this.api('status', { v: V, t: 'status' })
     if (r.t !== 'status') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to status`)
-    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected }
+    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations }
+  }
+
+  /**
+   * Live-migrates a running share to another host: it pauses at its next safe point, its final
+   * checkpoint is stored, and it resumes on `toHost` under a new epoch. Resolves with the measured
+   * migration (stun time, checkpoint size); rejects with `E_MIGRATION_REFUSED` when the share is
+   * not running or the target cannot take it (the share then keeps running where it was).
+   */
+  async migrate(shareId: string, toHost: string): Promise<Migration> {
+    const r = await this.api('migrate', { v: V, t: 'migrate', shareId, toHost })
+    if (r.t !== 'migration') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to migrate`)
+    return r.migration
+  }
+
+  /**
+   * Puts a host in maintenance mode (`drain = true`): its shares are live-migrated to other hosts
+   * as room allows and nothing new is placed on it, until called again with `drain = false`.
+   */
+  async drain(hostId: string, drain = true): Promise<void> {
+    await this.api('drain', { v: V, t: 'drain', hostId, drain })
   }
 
   /** Closes the connection (if the client opened it). */

@@ -110,6 +110,20 @@ const jobSummary: JobSummary = {
 type Example = { name: string; schema: z.ZodType; msg: unknown }
 
 /** One valid example of every message type in messages.ts. */
+const migration = {
+  shareId: 'job-1-s3',
+  jobId: 'job-1',
+  fromHost: 'host-a',
+  toHost: 'host-b',
+  reason: 'manual',
+  epoch: 4,
+  at: 1_700_000_000_000,
+  ok: true,
+  stunMs: 3.25,
+  pauseMs: 1.5,
+  checkpointBytes: 65536,
+}
+
 const examples: Example[] = [
   { name: 'heartbeat', schema: heartbeatSchema, msg: heartbeat },
   { name: 'leave', schema: leaveSchema, msg: { v: 1, t: 'leave', hostId: 'host-a' } },
@@ -217,6 +231,9 @@ const examples: Example[] = [
   { name: 'api request cancel', schema: apiRequestSchema, msg: { v: 1, t: 'cancel', jobId: 'job-1' } },
   { name: 'api request job', schema: apiRequestSchema, msg: { v: 1, t: 'job', jobId: 'job-1', withShares: true } },
   { name: 'api request status', schema: apiRequestSchema, msg: { v: 1, t: 'status' } },
+  { name: 'api request migrate', schema: apiRequestSchema, msg: { v: 1, t: 'migrate', shareId: 'job-1-s3', toHost: 'host-b' } },
+  { name: 'api request drain', schema: apiRequestSchema, msg: { v: 1, t: 'drain', hostId: 'host-a', drain: true } },
+  { name: 'api reply migration', schema: apiReplySchema, msg: { v: 1, t: 'migration', migration: { ...migration, ok: false, error: wireError } } },
   { name: 'api reply ok', schema: apiReplySchema, msg: { v: 1, t: 'ok' } },
   { name: 'api reply job', schema: apiReplySchema, msg: { v: 1, t: 'job', job: jobSummary } },
   {
@@ -235,10 +252,12 @@ const examples: Example[] = [
           tags: { zone: 'eu-1' },
           processors: ['count-primes'],
           shares: 3,
+          draining: true,
         },
       ],
       jobs: [jobSummary, { ...jobSummary, jobId: 'job-2', state: 'waiting', shares: undefined, error: undefined }],
       rejected: { 'shoal.c.pool.hb.x invalid': 3 },
+      migrations: [migration],
     },
   },
   { name: 'api reply err', schema: apiReplySchema, msg: { v: 1, t: 'err', error: wireError } },

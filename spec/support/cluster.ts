@@ -15,7 +15,7 @@ let counter = 0
 
 export interface ClusterOptions {
   /** Host ids to start, with extra `shoal host` arguments. */
-  hosts: Array<{ id: string; args?: string[] }>
+  hosts: Array<{ id: string; args?: string[]; env?: Record<string, string> }>
   /** Extra environment for every process (SHOAL_* settings). */
   env?: Record<string, string>
   balancerArgs?: string[]
@@ -39,7 +39,7 @@ export class TestCluster {
 
   async start(): Promise<this> {
     this.startBalancer()
-    for (const h of this.opts.hosts) this.startHost(h.id, h.args)
+    for (const h of this.opts.hosts) this.startHost(h.id, h.args, h.env)
     this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000 })
     await this.waitFor(async () => (await this.client.status().then(() => true, () => false)), 30_000, 'the balancer to answer')
     await this.waitFor(async () => (await this.aliveHosts()).length === this.opts.hosts.length, 30_000, 'hosts to join')
@@ -51,14 +51,14 @@ export class TestCluster {
     return this.balancer
   }
 
-  startHost(id: string, args: string[] = []): ChildProcess {
-    const child = this.spawn(id, ['host', '--id', id, '--slots', '2', ...args])
+  startHost(id: string, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
+    const child = this.spawn(id, ['host', '--id', id, '--slots', '2', ...args], env)
     this.hosts.set(id, child)
     return child
   }
 
-  private spawn(name: string, args: string[]): ChildProcess {
-    const child = spawnShoal(args, { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] })
+  private spawn(name: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+    const child = spawnShoal(args, { env: { ...this.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
     const lines: string[] = []
     this.logs.set(name, lines)
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {

@@ -31,6 +31,8 @@ export interface PendingShare {
   processor: string
   requiredTags?: Readonly<Record<string, string>> | undefined
   memoryBytes?: number | undefined
+  /** Hosts to use only when no other eligible host exists (the processor failed there). */
+  avoidHosts?: readonly string[] | undefined
 }
 
 export interface PlacementDecision {
@@ -71,9 +73,12 @@ export function planPlacement(hosts: readonly PlacementHost[], pending: readonly
     let bestScore = -1
     let anyEligible = false
     let memoryShort = false
+    const avoid = share.avoidHosts?.length ? new Set(share.avoidHosts) : undefined
+    const others = avoid ? state.some((h) => eligible(h, share) && !avoid.has(h.hostId)) : false
     for (const h of state) {
       if (!eligible(h, share)) continue
       anyEligible = true
+      if (others && avoid!.has(h.hostId)) continue
       if (h.freeSlots <= 0) continue
       if ((share.memoryBytes ?? 0) > h.memFreeBytes) {
         memoryShort = true

@@ -2,7 +2,7 @@
 
 import { Command } from 'commander'
 import { ShoalClient } from '../../sdk/client.ts'
-import type { HostSummary, JobSummary } from '../../protocol/messages.ts'
+import type { HostSummary, JobSummary, Migration } from '../../protocol/messages.ts'
 import { formatDuration, printJson, reportError } from '../output.ts'
 
 interface StatusFlags {
@@ -23,7 +23,7 @@ export function statusCommand(): Command {
         client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
         const st = await client.status()
         if (o.json) printJson(st)
-        else process.stdout.write(renderStatus(st.hosts, st.jobs, st.rejected))
+        else process.stdout.write(renderStatus(st.hosts, st.jobs, st.rejected, st.migrations))
       } catch (e) {
         reportError(e, o.json === true)
       } finally {
@@ -32,7 +32,7 @@ export function statusCommand(): Command {
     })
 }
 
-export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected: Record<string, number>): string {
+export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected: Record<string, number>, migrations: Migration[] = []): string {
   const lines: string[] = []
   lines.push(`HOSTS (${hosts.length})`)
   lines.push(row(['host', 'state', 'slots', 'busy', 'cores', 'cpu', 'mem free', 'processors', 'tags']))
@@ -40,7 +40,7 @@ export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected:
     lines.push(
       row([
         h.hostId,
-        h.state,
+        h.draining ? `${h.state}/drain` : h.state,
         String(h.capacity.slots),
         String(h.shares),
         String(h.capacity.cores),
@@ -61,6 +61,12 @@ export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected:
       lines.push(`  ${s.shareId}  [${s.from}, ${s.to})  ${s.state}  ${s.host ?? '-'}  epoch ${s.epoch}  ${s.unitsDone}/${s.to - s.from}`)
     }
   }
+  if (migrations.length) {
+    lines.push('', 'RECENT MIGRATIONS')
+    for (const m of migrations.slice(-10)) {
+      lines.push(`  ${new Date(m.at).toISOString().slice(11, 23)}  ${m.shareId}  ${m.fromHost} → ${m.toHost}  ${m.reason}  ${m.ok ? `stun ${formatDuration(m.stunMs)}` : `failed: ${m.error?.message ?? ''}`}`)
+    }
+  }
   const rej = Object.entries(rejected)
   if (rej.length) {
     lines.push('', 'REJECTED MESSAGES')
@@ -70,6 +76,6 @@ export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected:
 }
 
 function row(cells: string[]): string {
-  const widths = [18, 8, 6, 5, 6, 5, 9, 26, 10]
+  const widths = [18, 12, 6, 5, 6, 5, 9, 26, 10]
   return cells.map((c, i) => c.padEnd(widths[i] ?? 10)).join(' ').trimEnd()
 }

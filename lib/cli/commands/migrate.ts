@@ -1,0 +1,58 @@
+/** `shoal migrate SHARE --to HOST`, `shoal drain HOST`, `shoal undrain HOST`: operator moves. */
+
+import { Command } from 'commander'
+import { ShoalClient } from '../../sdk/client.ts'
+import { formatDuration, printJson, reportError } from '../output.ts'
+
+interface ClientFlags {
+  json?: boolean
+  nats?: string
+  cluster?: string
+}
+
+function clientOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print one JSON document on stdout')
+    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
+    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
+}
+
+async function withClient(o: ClientFlags, fn: (c: ShoalClient) => Promise<void>): Promise<void> {
+  let client: ShoalClient | undefined
+  try {
+    client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+    await fn(client)
+  } catch (e) {
+    reportError(e, o.json === true)
+  } finally {
+    await client?.close()
+  }
+}
+
+export function migrateCommand(): Command {
+  return clientOptions(new Command('migrate'))
+    .description('live-migrate a running share to another host')
+    .argument('<share>', 'share id, as shown by shoal status')
+    .requiredOption('--to <host>', 'target host id')
+    .action((shareId: string, o: ClientFlags & { to: string }) =>
+      withClient(o, async (c) => {
+        const m = await c.migrate(shareId, o.to)
+        if (o.json) printJson(m)
+        else process.stdout.write(`${m.shareId}: ${m.fromHost} → ${m.toHost}, stun ${formatDuration(m.stunMs)}, checkpoint ${m.checkpointBytes} bytes, epoch ${m.epoch}\n`)
+      }),
+    )
+}
+
+export function drainCommand(drain: boolean): Command {
+  const name = drain ? 'drain' : 'undrain'
+  return clientOptions(new Command(name))
+    .description(drain ? 'maintenance mode: migrate every share off a host and place nothing new there' : 'take a host out of maintenance mode')
+    .argument('<host>', 'host id')
+    .action((hostId: string, o: ClientFlags) =>
+      withClient(o, async (c) => {
+        await c.drain(hostId, drain)
+        if (o.json) printJson({ hostId, draining: drain })
+        else process.stdout.write(`${hostId}: ${drain ? 'draining' : 'in service'}\n`)
+      }),
+    )
+}
