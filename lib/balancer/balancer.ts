@@ -28,6 +28,8 @@ import {
   type ApiReply,
   type Heartbeat,
   type HostCommand,
+  type CheckpointMsg,
+  type Failover,
   type Migration,
   type MoveReason,
   type Report,
@@ -78,6 +80,9 @@ export class Balancer {
   /** When each running share was last assigned (for the missing-from-heartbeat check). */
   private readonly assignedAt = new Map<string, number>()
   private readonly migrations: Migration[] = []
+  private readonly failovers: Failover[] = []
+  /** The open failover record of a share waiting to be placed again. */
+  private readonly openFailover = new Map<string, Failover>()
   private recoveredAt = 0
   private orphanCheckDone = false
   private readonly subs: Subscription[] = []
@@ -245,6 +250,14 @@ export class Balancer {
   /** Puts a running share back to pending at its last durable checkpoint, and places it again. */
   private requeue(s: ShareRecord, reason: MoveReason): void {
     if (s.status !== 'running') return
+    if (reason === 'host-lost' && s.host) {
+      const live = this.live.get(s.shareId)
+      const lastKnown = live && live.epoch === s.epoch ? Math.max(live.position, s.position) : s.position
+      const f: Failover = { shareId: s.shareId, jobId: s.jobId, hostId: s.host, at: Date.now(), checkpointPosition: s.position, lastKnownPosition: lastKnown, unitsRedone: lastKnown - s.position }
+      this.failovers.push(f)
+      if (this.failovers.length > MIGRATIONS_KEPT) this.failovers.shift()
+      this.openFailover.set(s.shareId, f)
+    }
     s.status = 'pending'
     s.host = null
     s.updatedAt = Date.now()
@@ -268,17 +281,16 @@ export class Balancer {
     const now = Date.now()
     if (r.t === 'checkpoint') {
       const cp = r.checkpoint
-      if (cp.position < s.position || cp.position > s.to) return { v: V, t: 'ack' }
       if (cp.stateBytes > this.config.shares.maxCheckpointBytes) {
         const msg = `checkpoint of ${shareId} is ${cp.stateBytes} bytes, over shares.maxCheckpointBytes (${this.config.shares.maxCheckpointBytes})`
+        this.dropState(cp.stateRef?.name)
         await this.shareFailed(s, r.hostId, toWire(new ShoalError('E_CHECKPOINT_TOO_LARGE', msg)))
         return nack('E_CHECKPOINT_TOO_LARGE', msg)
       }
-      s.position = cp.position
-      s.state = cp.state
-      s.unitsDone = cp.unitsDone
+      const garbage = this.adopt(s, cp)
       s.updatedAt = now
       await this.persistShare(s)
+      this.dropState(garbage)
       return { v: V, t: 'ack' }
     }
     if (r.t === 'done') {
@@ -286,22 +298,22 @@ export class Balancer {
       s.position = s.to
       s.result = r.result
       s.state = undefined
+      const garbage = s.stateRef?.name
+      s.stateRef = undefined
       s.unitsDone = r.unitsDone
       s.updatedAt = now
       this.live.delete(shareId)
       await this.persistShare(s)
+      this.dropState(garbage)
       this.log.info({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
       void this.maybeComplete(s.jobId)
       this.kick()
       return { v: V, t: 'ack' }
     }
     // failed: the processor threw, could not load, or its state outgrew the limit.
-    if (r.checkpoint && r.checkpoint.position >= s.position && r.checkpoint.position <= s.to) {
-      s.position = r.checkpoint.position
-      s.state = r.checkpoint.state
-      s.unitsDone = r.checkpoint.unitsDone
-    }
+    const garbage = r.checkpoint ? this.adopt(s, r.checkpoint) : undefined
     await this.shareFailed(s, r.hostId, r.error)
+    this.dropState(garbage)
     return { v: V, t: 'ack' }
   }
 
@@ -363,7 +375,7 @@ export class Balancer {
           .sort((a, b) => b.submittedAt - a.submittedAt)
           .slice(0, 50)
           .map((j) => this.summary(j, now, !isFinal(j.state)))
-        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50) }
+        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100) }
       }
       case 'migrate':
         return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
@@ -525,6 +537,12 @@ export class Balancer {
     this.assignedAt.set(shareId, s.updatedAt)
     const reason = this.pendingReason.get(shareId)
     this.pendingReason.delete(shareId)
+    const failover = this.openFailover.get(shareId)
+    if (failover) {
+      failover.toHost = hostId
+      failover.redispatchedAt = s.updatedAt
+      this.openFailover.delete(shareId)
+    }
     await this.persistShare(s)
     if (job.state === 'waiting') {
       job.state = 'running'
@@ -537,7 +555,7 @@ export class Balancer {
       await this.command(hostId, {
         v: V,
         t: 'assign',
-        share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, unitsDone: s.unitsDone },
+        share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
       })
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
     } catch (e) {
@@ -603,14 +621,11 @@ export class Balancer {
       if (reply.t !== 'paused') throw new ShoalError('E_INTERNAL', `unexpected pause reply '${reply.t}'`)
       if (s.status !== 'running' || s.epoch !== epoch || s.host !== fromHost) {
         // The source was declared dead meanwhile and the share re-dispatched: that path owns it now.
+        this.dropState(reply.checkpoint.stateRef?.name)
         return record(false, pauseMs, reply.checkpoint.stateBytes, refuse('the share was re-dispatched during the migration'))
       }
       const cp = reply.checkpoint
-      if (cp.position >= s.position && cp.position <= s.to) {
-        s.position = cp.position
-        s.state = cp.state
-        s.unitsDone = cp.unitsDone
-      }
+      const garbage = this.adopt(s, cp)
       s.epoch += 1
       s.host = toHost
       s.hosts = [...s.hosts, toHost]
@@ -618,11 +633,12 @@ export class Balancer {
       this.assignedAt.set(shareId, s.updatedAt)
       this.live.delete(shareId)
       await this.persistShare(s)
+      this.dropState(garbage)
       try {
         await this.command(toHost, {
           v: V,
           t: 'assign',
-          share: { shareId, jobId: job.jobId, epoch: s.epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, unitsDone: s.unitsDone },
+          share: { shareId, jobId: job.jobId, epoch: s.epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
         })
       } catch (e) {
         // Paused and durable, but the target did not take it: place it anew from that checkpoint.
@@ -732,7 +748,10 @@ export class Balancer {
         const { host, epoch } = s
         s.status = 'cancelled'
         s.host = null
+        const garbage = s.stateRef?.name
+        s.stateRef = undefined
         await this.persistShare(s)
+        this.dropState(garbage)
         if (host) void this.command(host, { v: V, t: 'drop', shareId: s.shareId, epoch }).catch(() => undefined)
       }
     }
@@ -740,6 +759,25 @@ export class Balancer {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /**
+   * Takes a checkpoint into the share record when it does not go backwards. Returns the name of a
+   * state object that is no longer needed (the superseded one, or the ignored checkpoint's own).
+   */
+  private adopt(s: ShareRecord, cp: CheckpointMsg): string | undefined {
+    if (cp.position < s.position || cp.position > s.to) return cp.stateRef?.name
+    const old = s.stateRef?.name
+    s.position = cp.position
+    s.state = cp.stateRef ? undefined : cp.state
+    s.stateRef = cp.stateRef
+    s.unitsDone = cp.unitsDone
+    return old !== undefined && old !== cp.stateRef?.name ? old : undefined
+  }
+
+  /** Deletes a state object once the record that referenced it is durably replaced (best effort). */
+  private dropState(name: string | undefined): void {
+    if (name) void this.store.deleteState(name)
+  }
 
   private async command(hostId: string, cmd: HostCommand, timeoutMs = COMMAND_TIMEOUT_MS) {
     return this.bus.request(this.subjects.hostCommand(hostId), cmd, hostReplySchema, timeoutMs)

@@ -12,6 +12,7 @@ import { Packr } from 'msgpackr'
 import { ShoalError, type WireError } from '../errors.ts'
 import type { JobState, ShareState } from '../protocol/messages.ts'
 import type { Subjects } from '../protocol/subjects.ts'
+import { StateBlobs, type StateRef } from '../checkpoints/state-blobs.ts'
 
 export interface JobRecord {
   jobId: string
@@ -39,8 +40,10 @@ export interface ShareRecord {
   to: number
   /** Durable position: every unit in [from, position) is in `state`. */
   position: number
-  /** Processor state at `position`; undefined until the first checkpoint. */
+  /** Processor state at `position`; undefined until the first checkpoint, or when in `stateRef`. */
   state?: unknown
+  /** The state's Object Store object, for states too large to keep inline. */
+  stateRef?: StateRef | undefined
   status: ShareState
   epoch: number
   host: string | null
@@ -69,6 +72,7 @@ export class Store {
     private readonly jobs: KV,
     private readonly shares: KV,
     private readonly hosts: KV,
+    private readonly blobs: StateBlobs,
   ) {}
 
   static async open(nc: NatsConnection, subjects: Subjects): Promise<Store> {
@@ -78,7 +82,7 @@ export class Store {
       const jobs = await kvm.create(subjects.bucket('jobs'), { history: 1 })
       const shares = await kvm.create(subjects.bucket('shares'), { history: 1 })
       const hosts = await kvm.create(subjects.bucket('hosts'), { history: 1 })
-      return new Store(jobs, shares, hosts)
+      return new Store(jobs, shares, hosts, await StateBlobs.open(nc, subjects))
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot open JetStream KV buckets (is JetStream enabled on nats-server? start it with -js): ${(e as Error).message}`, { cause: e })
     }
@@ -90,6 +94,11 @@ export class Store {
 
   async putShare(rec: ShareRecord): Promise<void> {
     await this.put(this.shares, rec.shareId, rec)
+  }
+
+  /** Deletes a checkpoint state object (best effort). */
+  async deleteState(name: string): Promise<void> {
+    await this.blobs.delete(name)
   }
 
   async putHost(rec: HostRecord): Promise<void> {

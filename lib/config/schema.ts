@@ -152,8 +152,8 @@ export const ConfigSchema = z.strictObject({
     }).default(5),
     maxCheckpointBytes: int(1024, 64 * MIB, {
       unit: 'bytes',
-      doc: 'Largest encoded checkpoint state; must be < protocol.maxMessageBytes.',
-    }).default(768 * 1024),
+      doc: 'Largest encoded checkpoint state. States over half of protocol.maxMessageBytes travel through the JetStream Object Store instead of inline.',
+    }).default(8 * MIB),
     maxAttempts: int(1, undefined, {
       unit: 'attempts',
       doc: 'Most times a share is attempted before its job fails.',
@@ -210,8 +210,6 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   { key: 'pool.hostDeadMs', relation: '>', other: 'pool.heartbeatMs' },
   { key: 'pool.suspectAfterMs', relation: '>=', other: 'pool.heartbeatMs' },
   { key: 'pool.suspectAfterMs', relation: '<', other: 'pool.hostDeadMs' },
-  // A checkpoint travels in one message along with its envelope.
-  { key: 'shares.maxCheckpointBytes', relation: '<', other: 'protocol.maxMessageBytes' },
 ]
 
 function holds(relation: CrossFieldRule['relation'], a: number, b: number): boolean {

@@ -72,6 +72,9 @@ export type Leave = z.infer<typeof leaveSchema>
 
 // ---------------------------------------------------------------- balancer → host commands
 
+/** Where a large checkpoint state lives in the Object Store (instead of inline `state`). */
+export const stateRefSchema = z.object({ name: z.string().min(1).max(200), bytes: count })
+
 export const shareAssignmentSchema = z.object({
   shareId,
   jobId: id,
@@ -82,6 +85,7 @@ export const shareAssignmentSchema = z.object({
   to: unit,
   position: unit,
   state: z.unknown().optional(),
+  stateRef: stateRefSchema.optional(),
   unitsDone: count,
 })
 export type ShareAssignment = z.infer<typeof shareAssignmentSchema>
@@ -101,7 +105,9 @@ export const checkpointSchema = z.object({
   epoch: count,
   position: unit,
   to: unit,
+  /** The state inline, or absent when `stateRef` names it in the Object Store. */
   state: z.unknown(),
+  stateRef: stateRefSchema.optional(),
   unitsDone: count,
   stateBytes: count,
 })
@@ -246,6 +252,26 @@ export const migrationSchema = z.object({
 })
 export type Migration = z.infer<typeof migrationSchema>
 
+/** One share re-dispatched because its host was lost, as measured by the balancer. */
+export const failoverSchema = z.object({
+  shareId,
+  jobId: id,
+  /** The lost host. */
+  hostId: id,
+  /** When the balancer re-queued the share (host declared dead, or share missing). */
+  at: ms,
+  /** Durable checkpoint position the share resumes from. */
+  checkpointPosition: unit,
+  /** Last position the lost host reported in a heartbeat (≥ checkpointPosition). */
+  lastKnownPosition: unit,
+  /** Units the lost host had processed past its checkpoint: they are processed again. */
+  unitsRedone: count,
+  /** Where and when it was placed again (absent until then). */
+  toHost: id.optional(),
+  redispatchedAt: ms.optional(),
+})
+export type Failover = z.infer<typeof failoverSchema>
+
 export const hostSummarySchema = z.object({
   hostId: id,
   state: z.enum(['alive', 'suspect', 'dead', 'left']),
@@ -272,6 +298,8 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     rejected: z.record(z.string(), count),
     /** Recent migrations, newest last. */
     migrations: z.array(migrationSchema),
+    /** Recent failovers (shares re-dispatched from a lost host), newest last. */
+    failovers: z.array(failoverSchema),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({ v, t: z.literal('err'), error: wireErrorSchema }),

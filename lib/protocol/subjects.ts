@@ -82,7 +82,7 @@ export class Subjects {
   }
 
   /** JetStream KV bucket names (bucket names allow letters, digits, '-' and '_'). */
-  bucket(kind: 'jobs' | 'shares' | 'hosts'): string {
+  bucket(kind: 'jobs' | 'shares' | 'hosts' | 'ckpt'): string {
     return `shoal_${this.cluster}_${kind}`
   }
 }

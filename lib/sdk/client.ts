@@ -20,11 +20,12 @@ import {
   type HostSummary,
   type JobSummary,
   type Migration,
+  type Failover,
 } from '../protocol/messages.ts'
 import { Subjects, type ApiOp } from '../protocol/subjects.ts'
 import { Job, type JobBackend } from './job.ts'
 
-export type { JobSummary, HostSummary, ShareSummary, Migration } from '../protocol/messages.ts'
+export type { JobSummary, HostSummary, ShareSummary, Migration, Failover } from '../protocol/messages.ts'
 
 /** Options of {@link ShoalClient.connect}. */
 export interface ShoalClientOptions {
@@ -140,10 +141,10 @@ export class ShoalClient {
   }
 
   /** Hosts, recent jobs (with shares for unfinished ones), recent migrations and the balancer's reject counters. */
-  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number>; migrations: Migration[] }> {
+  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number>; migrations: Migration[]; failovers: Failover[] }> {
     const r = await this.api('status', { v: V, t: 'status' })
     if (r.t !== 'status') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to status`)
-    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations }
+    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations, failovers: r.failovers }
   }
 
   /**

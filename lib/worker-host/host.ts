@@ -33,6 +33,8 @@ import { Subjects } from '../protocol/subjects.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
 import { ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
 import { LoadSampler } from './load-sampler.ts'
+import { StateBlobs, stateFitsInline } from '../checkpoints/state-blobs.ts'
+import type { Checkpoint } from './share-runner.ts'
 
 export interface HostOptions {
   config: Config
@@ -55,6 +57,8 @@ export class Host {
   private readonly reportChains = new Map<string, Promise<void>>()
   private readonly startedAt = Date.now()
   private seq = 0
+  private blobSeq = 0
+  private blobs: Promise<StateBlobs> | undefined
   private sub: Subscription | undefined
   private hbTimer: NodeJS.Timeout | undefined
   private stopped = false
@@ -166,13 +170,13 @@ export class Host {
   private async onCommand(cmd: HostCommand): Promise<HostReply> {
     switch (cmd.t) {
       case 'assign':
-        this.assign(cmd.share)
+        await this.assign(cmd.share)
         return { v: V, t: 'ok' }
       case 'pause': {
         const r = this.current(cmd.shareId, cmd.epoch)
         const cp = await r.pause()
         this.running.delete(cmd.shareId)
-        return { v: V, t: 'paused', checkpoint: toCheckpointMsg(cp) }
+        return { v: V, t: 'paused', checkpoint: await this.checkpointMsg(cp) }
       }
       case 'split': {
         const r = this.current(cmd.shareId, cmd.epoch)
@@ -204,6 +208,23 @@ export class Host {
     }
   }
 
+  /**
+   * The wire form of a checkpoint: the state inline when it fits in half a message, otherwise put
+   * in the Object Store first and referenced by name.
+   */
+  private async checkpointMsg(cp: Checkpoint): Promise<CheckpointMsg> {
+    const base = { shareId: cp.shareId, epoch: cp.epoch, position: cp.position, to: cp.to, unitsDone: cp.unitsDone, stateBytes: cp.stateBytes }
+    if (stateFitsInline(cp.stateBytes, this.config.protocol.maxMessageBytes)) return { ...base, state: cp.state }
+    const ref = await (await this.stateBlobs()).put(`${cp.shareId}.${cp.epoch}.${this.hostId}.${++this.blobSeq}`, cp.state)
+    return { ...base, state: undefined, stateRef: ref }
+  }
+
+  private stateBlobs(): Promise<StateBlobs> {
+    this.blobs ??= StateBlobs.open(this.nc, this.subjects)
+    this.blobs.catch(() => (this.blobs = undefined))
+    return this.blobs
+  }
+
   private processor(name: string) {
     const p = this.registry.get(name)
     if (!p) throw new ShoalError('E_UNKNOWN_PROCESSOR', `host ${this.hostId} does not register processor '${name}' (registered: ${this.registry.names().join(', ')})`)
@@ -218,7 +239,7 @@ export class Host {
     return r
   }
 
-  private assign(a: ShareAssignment): void {
+  private async assign(a: ShareAssignment): Promise<void> {
     const existing = this.running.get(a.shareId)
     if (existing && existing.epoch === a.epoch) return // a retried assignment
     if (existing) {
@@ -226,6 +247,7 @@ export class Host {
       void existing.drop()
     }
     const p = this.processor(a.processor)
+    if (a.stateRef) a = { ...a, state: await (await this.stateBlobs()).get(a.stateRef) }
     const spec = {
       shareId: a.shareId,
       epoch: a.epoch,
@@ -241,7 +263,7 @@ export class Host {
     const isCurrent = () => this.running.get(a.shareId) === run
     const run: RunningShare = this.runner.start(spec, {
       onCheckpoint: (cp) => {
-        if (isCurrent()) this.report(a.shareId, { v: V, t: 'checkpoint', hostId: this.hostId, checkpoint: toCheckpointMsg(cp) }, false)
+        if (isCurrent()) this.report(a.shareId, this.checkpointMsg(cp).then((checkpoint) => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint })), false)
       },
       onDone: (d) => {
         if (!isCurrent()) return
@@ -252,9 +274,9 @@ export class Host {
         if (!isCurrent()) return
         this.running.delete(a.shareId)
         const msg: Report = { v: V, t: 'failed', hostId: this.hostId, shareId: f.shareId, epoch: f.epoch, error: f.error }
-        if (f.checkpoint) msg.checkpoint = toCheckpointMsg(f.checkpoint)
         this.log.warn({ share: f.shareId, error: f.error.message }, 'share failed')
-        this.report(a.shareId, msg, true)
+        const cp = f.checkpoint
+        this.report(a.shareId, cp ? this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true)
       },
     })
     this.running.set(a.shareId, run)
@@ -266,9 +288,18 @@ export class Host {
    * one supersedes it); a result or failure is retried until the balancer answers, because it is
    * the only copy of that work.
    */
-  private report(shareId: string, msg: Report, mustArrive: boolean): void {
+  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean): void {
     const prev = this.reportChains.get(shareId) ?? Promise.resolve()
-    const next = prev.then(() => this.send(shareId, msg, mustArrive))
+    const next = prev.then(async () => {
+      let m: Report
+      try {
+        m = await msg
+      } catch (e) {
+        this.log.warn({ share: shareId, err: (e as Error).message }, 'checkpoint not sent')
+        return
+      }
+      await this.send(shareId, m, mustArrive)
+    })
     this.reportChains.set(shareId, next)
     void next.finally(() => {
       if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
@@ -303,10 +334,6 @@ export class Host {
       void r.drop()
     }
   }
-}
-
-function toCheckpointMsg(cp: { shareId: string; epoch: number; position: number; to: number; state: unknown; unitsDone: number; stateBytes: number }): CheckpointMsg {
-  return { shareId: cp.shareId, epoch: cp.epoch, position: cp.position, to: cp.to, state: cp.state, unitsDone: cp.unitsDone, stateBytes: cp.stateBytes }
 }
 
 function defaultHostId(): string {

@@ -66,7 +66,7 @@ describe('config', () => {
         shares: {
           checkpointMs: 1000,
           stepTargetMs: 5,
-          maxCheckpointBytes: 786_432,
+          maxCheckpointBytes: 8 * 1024 * 1024,
           maxAttempts: 3,
           perJob: 'auto',
           maxPerJob: 1024,
@@ -399,10 +399,9 @@ describe('config', () => {
       expect(loadConfig({ env: {}, overrides: { pool: { suspectAfterMs: 250 } } }).pool.suspectAfterMs).to.equal(250)
     })
 
-    it('requires shares.maxCheckpointBytes below protocol.maxMessageBytes', () => {
-      const err = configError(() => loadConfig({ env: { SHOAL_PROTOCOL_MAX_MESSAGE_BYTES: '65536', SHOAL_SHARES_MAX_CHECKPOINT_BYTES: '65536' } }))
-      expect(err.message).to.contain('shares.maxCheckpointBytes must be less than protocol.maxMessageBytes')
-      expect(err.message).to.contain('protocol.maxMessageBytes=65536 from SHOAL_PROTOCOL_MAX_MESSAGE_BYTES')
+    it('accepts a checkpoint limit above the message size, since large states go through the Object Store', () => {
+      const cfg = loadConfig({ env: { SHOAL_PROTOCOL_MAX_MESSAGE_BYTES: '65536', SHOAL_SHARES_MAX_CHECKPOINT_BYTES: '4194304' } })
+      expect(cfg.shares.maxCheckpointBytes).to.equal(4 * 1024 * 1024)
     })
   })
 

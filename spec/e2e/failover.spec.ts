@@ -14,6 +14,7 @@ import { startCluster, killAndWait, type TestCluster } from '../support/cluster.
 
 const flakyFixture = fileURLToPath(new URL('../fixtures/processors/flaky.ts', import.meta.url))
 const sleepyFixture = fileURLToPath(new URL('../fixtures/processors/sleepy.ts', import.meta.url))
+const heavyFixture = fileURLToPath(new URL('../fixtures/processors/heavy.ts', import.meta.url))
 
 /** π(10⁹): a count-primes job long enough (≈ 2 s of CPU) to kill things in the middle of. */
 const PI_1E9 = 50_847_534
@@ -133,6 +134,29 @@ describe('failover, fencing and recovery with real processes', function () {
     const err = await c.client.migrate(share.shareId, 'a').catch((e: { code: string; message: string }) => e)
     expect((err as { code: string }).code).to.equal('E_MIGRATION_REFUSED')
     expect((err as { message: string }).message).to.include('not running')
+  })
+
+  it('moves a share whose state is over 1 MiB through the Object Store, by migration and by failover, intact', async () => {
+    const heavy = ['--processor', heavyFixture]
+    c = await startCluster(nats.url, { hosts: [{ id: 'a', args: heavy }, { id: 'b', args: heavy }, { id: 'c', args: heavy }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    const stateBytes = 1536 * 1024
+    const job = await c.client.submit<number>({ processor: 'heavy', range: [0, 600], input: { stateBytes, msPerUnit: 5 }, shares: 1 })
+    const first = (await job.fetch(true)).shares![0]!
+    await c.waitFor(async () => ((await job.fetch(true)).shares![0]!.unitsDone ?? 0) > 0 && (await job.fetch(true)).shares![0]!.host !== null, 20_000, 'progress')
+    const src = (await job.fetch(true)).shares![0]!.host!
+    const dst = ['a', 'b', 'c'].find((h) => h !== src)!
+    const m = await c.client.migrate(first.shareId, dst)
+    expect(m.ok, JSON.stringify(m.error)).to.equal(true)
+    expect(m.checkpointBytes).to.be.greaterThan(stateBytes)
+    // Let a checkpoint land on the target, then kill it: the share resumes elsewhere from the stored object.
+    await c.waitFor(async () => (await job.fetch(true)).shares![0]!.position > 0, 20_000, 'a checkpoint on the target')
+    await killAndWait(c.hosts.get(dst)!, 'SIGKILL')
+    expect(await job.result()).to.equal((600 * 599) / 2)
+    const s = (await job.fetch(true)).shares![0]!
+    expect(s.hosts.slice(0, 2)).to.deep.equal([src, dst])
+    expect(s.hosts).to.have.length(3)
+    const st = await c.client.status()
+    expect(st.failovers.some((f) => f.shareId === s.shareId && f.hostId === dst && f.redispatchedAt !== undefined)).to.equal(true)
   })
 
   it('retries a share whose processor threw on another host from its last checkpoint, and the job succeeds', async () => {

@@ -258,6 +258,7 @@ const examples: Example[] = [
       jobs: [jobSummary, { ...jobSummary, jobId: 'job-2', state: 'waiting', shares: undefined, error: undefined }],
       rejected: { 'shoal.c.pool.hb.x invalid': 3 },
       migrations: [migration],
+      failovers: [{ shareId: 'job-1-s2', jobId: 'job-1', hostId: 'host-a', at: 1_700_000_000_000, checkpointPosition: 100, lastKnownPosition: 150, unitsRedone: 50, toHost: 'host-b', redispatchedAt: 1_700_000_000_010 }],
     },
   },
   { name: 'api reply err', schema: apiReplySchema, msg: { v: 1, t: 'err', error: wireError } },

@@ -1,0 +1,66 @@
+/**
+ * Checkpoint states too large to travel inline (over half of protocol.maxMessageBytes, and so
+ * possibly over NATS's 1 MiB max_payload) go to a JetStream Object Store bucket; messages and KV
+ * records then carry a `stateRef` naming the object. Hosts put objects (they hold the state) and
+ * fetch them on resume; the balancer deletes an object once a newer checkpoint or the share's end
+ * makes it useless.
+ *
+ * Must never decide when a checkpoint counts: that is the balancer's ack after its KV write.
+ */
+
+import type { NatsConnection } from '@nats-io/transport-node'
+import { Objm, type ObjectStore } from '@nats-io/obj'
+import { Packr } from 'msgpackr'
+import { ShoalError } from '../errors.ts'
+import type { Subjects } from '../protocol/subjects.ts'
+
+export interface StateRef {
+  name: string
+  bytes: number
+}
+
+/** Whether a state of `stateBytes` should travel inside a message. */
+export function stateFitsInline(stateBytes: number, maxMessageBytes: number): boolean {
+  return stateBytes <= Math.floor(maxMessageBytes / 2)
+}
+
+export class StateBlobs {
+  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true })
+
+  private constructor(private readonly os: ObjectStore) {}
+
+  static async open(nc: NatsConnection, subjects: Subjects): Promise<StateBlobs> {
+    try {
+      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt')))
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot open the checkpoint object store: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  /** Stores a state under `name`; resolves with its reference once JetStream has it. */
+  async put(name: string, state: unknown): Promise<StateRef> {
+    const data = this.packr.pack(state)
+    try {
+      await this.os.putBlob({ name }, data)
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot store checkpoint state ${name} (${data.length} bytes): ${(e as Error).message}`, { cause: e })
+    }
+    return { name, bytes: data.length }
+  }
+
+  async get(ref: StateRef): Promise<unknown> {
+    let data: Uint8Array | null
+    try {
+      data = await this.os.getBlob(ref.name)
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot read checkpoint state ${ref.name}: ${(e as Error).message}`, { cause: e })
+    }
+    if (!data) throw new ShoalError('E_STORE', `checkpoint state ${ref.name} is missing from the object store`)
+    return this.packr.unpack(data)
+  }
+
+  /** Best effort: a leftover object wastes space, it never changes a result. */
+  async delete(name: string): Promise<void> {
+    await this.os.delete(name).catch(() => undefined)
+  }
+}
