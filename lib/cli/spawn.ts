@@ -28,3 +28,16 @@ export function spawnShoal(args: string[], opts: SpawnOptions = {}): ChildProces
   child.once('exit', () => process.off('exit', kill))
   return child
 }
+
+/** Sends `signal` and resolves once the child has exited (SIGKILL after `graceMs`). */
+export function stopChild(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<void> {
+  return new Promise((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve()
+    const t = setTimeout(() => c.kill('SIGKILL'), graceMs)
+    c.once('exit', () => {
+      clearTimeout(t)
+      resolve()
+    })
+    c.kill(signal)
+  })
+}

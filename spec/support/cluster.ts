@@ -7,7 +7,7 @@
  */
 
 import type { ChildProcess } from 'node:child_process'
-import { spawnShoal } from '../../lib/cli/spawn.ts'
+import { spawnShoal, stopChild } from '../../lib/cli/spawn.ts'
 import { ShoalClient } from '../../lib/sdk/client.ts'
 import type { HostSummary } from '../../lib/protocol/messages.ts'
 
@@ -96,15 +96,7 @@ export class TestCluster {
 
 /** Sends `signal` and resolves when the process has exited (SIGKILL after 3 s). */
 export function killAndWait(c: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve()
-    const t = setTimeout(() => c.kill('SIGKILL'), 3000)
-    c.once('exit', () => {
-      clearTimeout(t)
-      resolve()
-    })
-    c.kill(signal)
-  })
+  return stopChild(c, signal)
 }
 
 export async function startCluster(url: string, opts: ClusterOptions): Promise<TestCluster> {

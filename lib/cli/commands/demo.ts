@@ -12,7 +12,7 @@ import { ShoalError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
 import { startNatsServer, type RunningNatsServer } from '../../nats-server/launcher.ts'
 import { ShoalClient } from '../../sdk/client.ts'
-import { spawnShoal } from '../spawn.ts'
+import { spawnShoal, stopChild } from '../spawn.ts'
 import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
 import { ProgressLine } from '../progress.ts'
 
@@ -85,7 +85,7 @@ export function demoCommand(): Command {
       } finally {
         say('stopping hosts, balancer and nats-server')
         await client?.close()
-        await Promise.all(children.map(stopChild))
+        await Promise.all(children.map((c) => stopChild(c)))
         await balancer?.stop()
         await nats?.stop()
       }
@@ -100,16 +100,4 @@ async function waitForHosts(client: ShoalClient, n: number, timeoutMs: number) {
     if (Date.now() > deadline) throw new ShoalError('E_TIMEOUT', `only ${hosts.length} of ${n} hosts joined within ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 100))
   }
-}
-
-function stopChild(c: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve()
-    const t = setTimeout(() => c.kill('SIGKILL'), 3000)
-    c.once('exit', () => {
-      clearTimeout(t)
-      resolve()
-    })
-    c.kill('SIGTERM')
-  })
 }
