@@ -1,0 +1,144 @@
+/**
+ * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json]`.
+ *
+ * Runs the module `bench/NAME.ts`, prints human progress to stderr, a readable table of the figures
+ * to stdout and, with `--json`, one JSON object as the last line of stdout. Exit codes: 0 the
+ * benchmark ran (whether or not its targets were met: benchmarks report, they do not judge), 1 the
+ * benchmark failed (a wrong job result, a process that died, a timeout), 2 bad usage (unknown
+ * benchmark or option).
+ *
+ * Must never turn a missed target into a failure or a failure into a figure, and must never leave
+ * a process running: benchmarks stop what they start, and this process exits when they return.
+ */
+
+import { fileURLToPath } from 'node:url'
+import { BenchError, machine, type BenchModule, type Figures } from './support/bench.ts'
+
+/** Benchmarks by name; each is a module `bench/<name>.ts`. */
+const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
+  failover: async () => (await import('./failover.ts')) as BenchModule,
+  migration: async () => (await import('./migration.ts')) as BenchModule,
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  failover: 'makespan with no failure, with a host SIGKILLed mid-job (checkpointed failover), and restart-from-zero; detection and redispatch times, units redone',
+  migration: 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints, against a raw NATS request/reply of the same size',
+}
+
+function usage(): string {
+  const names = Object.keys(BENCHMARKS)
+  const width = Math.max(...names.map((n) => n.length))
+  return [
+    'usage: npm run bench -- NAME [--smoke] [--json]',
+    '',
+    'benchmarks:',
+    ...names.map((n) => `  ${n.padEnd(width)}  ${DESCRIPTIONS[n] ?? ''}`),
+    '',
+    'options:',
+    '  --smoke  a short run that only shows the benchmark works (figures not meaningful)',
+    '  --json   also print the figures as one JSON object, the last line of stdout',
+    '  --help   this text',
+    '',
+    'Progress goes to stderr, figures to stdout. Exit 0: ran (targets are reported, not enforced);',
+    '1: the benchmark failed (e.g. a job result that is not exact); 2: bad usage.',
+  ].join('\n')
+}
+
+/** Flattens nested figures into `a.b.c` rows for the table (arrays of scalars are joined). */
+function rows(figures: Figures, prefix = ''): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const [k, v] of Object.entries(figures)) {
+    if (k === 'notes') continue
+    const key = prefix ? `${prefix}.${k}` : k
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.push(...rows(v as Figures, key))
+    else if (Array.isArray(v) && v.some((x) => x !== null && typeof x === 'object')) {
+      v.forEach((x, i) => {
+        if (x !== null && typeof x === 'object') out.push(...rows(x as Figures, `${key}[${i}]`))
+        else out.push([`${key}[${i}]`, show(x)])
+      })
+    } else out.push([key, Array.isArray(v) ? v.map(show).join(', ') : show(v)])
+  }
+  return out
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : String(Math.round(v * 1000) / 1000)
+  if (typeof v === 'string') return v
+  return JSON.stringify(v)
+}
+
+function table(name: string, figures: Figures): string {
+  const r = rows(figures)
+  const width = Math.min(60, Math.max(...r.map(([k]) => k.length)))
+  const lines = [`${name}`, '-'.repeat(name.length), ...r.map(([k, v]) => `${k.padEnd(width)}  ${v}`)]
+  const notes = figures.notes
+  if (Array.isArray(notes) && notes.length) {
+    lines.push('', 'notes:')
+    for (const n of notes) lines.push(`  - ${String(n)}`)
+  }
+  return lines.join('\n')
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const flags = new Set(argv.filter((a) => a.startsWith('-')))
+  const names = argv.filter((a) => !a.startsWith('-'))
+  const known = new Set(['--smoke', '--json', '--help', '-h'])
+  const unknownFlag = [...flags].find((f) => !known.has(f))
+  if (flags.has('--help') || flags.has('-h') || argv.length === 0) {
+    process.stdout.write(usage() + '\n')
+    return 0
+  }
+  if (unknownFlag) {
+    process.stderr.write(`bench: unknown option ${unknownFlag}\n\n${usage()}\n`)
+    return 2
+  }
+  if (names.length !== 1) {
+    process.stderr.write(`bench: give exactly one benchmark name (got ${names.length ? names.join(', ') : 'none'})\n\n${usage()}\n`)
+    return 2
+  }
+  const name = names[0]!
+  const load = BENCHMARKS[name]
+  if (!load) {
+    process.stderr.write(`bench: unknown benchmark '${name}'; known: ${Object.keys(BENCHMARKS).join(', ')}\n`)
+    return 2
+  }
+  const smoke = flags.has('--smoke')
+  const json = flags.has('--json')
+  const t0 = Date.now()
+  const log = (line: string): void => {
+    process.stderr.write(`[${name} ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`)
+  }
+  const startedAt = new Date(t0).toISOString()
+  const host = machine()
+  log(`${smoke ? 'smoke' : 'full'} run on ${String(host.cores)} cores (load average ${String(host.loadAverage1m)})`)
+  let figures: Figures
+  try {
+    const mod = await load()
+    figures = await mod.run({ smoke, json, log })
+  } catch (e) {
+    const err = e as Error
+    process.stderr.write(`bench ${name}: FAILED: ${err instanceof BenchError ? err.message : (err.stack ?? String(err))}\n`)
+    if (json) process.stdout.write(JSON.stringify({ benchmark: name, mode: smoke ? 'smoke' : 'full', startedAt, ok: false, error: err.message }) + '\n')
+    return 1
+  }
+  const durationMs = Date.now() - t0
+  log(`done in ${(durationMs / 1000).toFixed(1)} s`)
+  process.stdout.write(table(`${name} (${smoke ? 'smoke' : 'full'} run, ${startedAt})`, figures) + '\n')
+  process.stdout.write(`\nmachine: ${String(host.cores)} cores, ${String(host.cpuModel)}, node ${String(host.node)}, load average at start ${String(host.loadAverage1m)} — ${String(host.note)}\n`)
+  if (json) process.stdout.write(JSON.stringify({ benchmark: name, mode: smoke ? 'smoke' : 'full', startedAt, durationMs, ok: true, machine: host, figures }) + '\n')
+  return 0
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  // Exiting through process.exit runs the 'exit' hooks that SIGKILL the nats-server and the
+  // balancer and host processes a benchmark started; dying of the signal would orphan them.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`bench: ${sig}: stopping\n`)
+      process.exit(130)
+    })
+  }
+  const code = await main(process.argv.slice(2))
+  // Benchmarks stop their processes; exiting here also ends any connection a failure left open.
+  process.exit(code)
+}

@@ -1,0 +1,137 @@
+/**
+ * Smoke test of the benchmark harness: runs each benchmark in smoke mode the way a user does
+ * (`bench/run.ts NAME --smoke --json` as a child process) and checks that it exits 0 and that its
+ * JSON figures exist and are sane numbers. Exact job results are checked inside the benchmarks,
+ * which exit 1 on a wrong one; the dispatcher's usage errors are checked too.
+ *
+ * Must never assert a performance target (smoke figures on a shared 2-core machine mean nothing)
+ * and must never leave a process running: each benchmark stops what it starts, and a child that
+ * outlives its test is killed.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { expect } from 'chai'
+
+const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url))
+
+interface Outcome {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+const children = new Set<ChildProcess>()
+
+function bench(args: string[], timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGINT')
+      reject(new Error(`bench ${args.join(' ')} did not finish within ${timeoutMs} ms\n${stderr.slice(-3000)}`))
+    }, timeoutMs)
+    child.once('error', reject)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      children.delete(child)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** The JSON object the dispatcher prints last on stdout. */
+function lastJson(out: Outcome): Record<string, unknown> {
+  const lines = out.stdout.trim().split('\n')
+  return JSON.parse(lines.at(-1)!) as Record<string, unknown>
+}
+
+function expectPositive(v: unknown, what: string): void {
+  expect(v, what).to.be.a('number')
+  expect(Number.isFinite(v as number), `${what} is finite`).to.equal(true)
+  expect(v as number, what).to.be.greaterThan(0)
+}
+
+interface Stats {
+  n: number
+  p50: number
+  p99: number
+  max: number
+  mean: number
+}
+
+function expectStats(s: unknown, what: string, n?: number): void {
+  const st = s as Stats
+  expect(st, what).to.be.an('object')
+  if (n !== undefined) expect(st.n, `${what}.n`).to.equal(n)
+  for (const k of ['p50', 'p99', 'max', 'mean'] as const) expectPositive(st[k], `${what}.${k}`)
+  expect(st.p99, `${what}.p99 >= p50`).to.be.at.least(st.p50)
+  expect(st.max, `${what}.max >= p99`).to.be.at.least(st.p99)
+}
+
+describe('benchmark harness (smoke runs)', function () {
+  this.timeout(120_000)
+
+  afterEach(() => {
+    for (const c of children) c.kill('SIGKILL')
+    children.clear()
+  })
+
+  it('lists the benchmarks with --help and refuses an unknown one with exit code 2', async () => {
+    const help = await bench(['--help'], 30_000)
+    expect(help.code).to.equal(0)
+    expect(help.stdout).to.include('failover').and.include('migration')
+    const unknown = await bench(['no-such-bench'], 30_000)
+    expect(unknown.code).to.equal(2)
+    expect(unknown.stderr).to.include("unknown benchmark 'no-such-bench'")
+  })
+
+  it('runs the failover benchmark in smoke mode with exact results and sane figures', async () => {
+    const out = await bench(['failover', '--smoke', '--json'], 100_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    expect(report.benchmark).to.equal('failover')
+    const f = report.figures as Record<string, unknown>
+    expect((f.job as { resultsExact: boolean }).resultsExact).to.equal(true)
+    for (const k of ['m0Ms', 'm1Ms', 'm2Ms', 'm1OverM0', 'm2OverM0', 'm1OverM2', 'detectionMs', 'killToAllRunningElsewhereMs', 'unitsPerCheckpointIntervalMedian']) {
+      expectPositive(f[k], k)
+    }
+    // A kill is noticed no sooner than a host is declared dead, and the shares run again after that.
+    expect(f.detectionMs as number).to.be.within(500, 10_000)
+    expect(f.killToAllRunningElsewhereMs as number).to.be.at.least(f.detectionMs as number)
+    expect(f.unitsRedoneOverCheckpointIntervalMedian as number).to.be.at.least(0)
+    expect(f.runs).to.be.an('array').with.length(1)
+    expect(out.stdout).to.include('published defaults, NOT measured')
+  })
+
+  it('runs the migration benchmark in smoke mode with exact results and sane stun figures', async () => {
+    const out = await bench(['migration', '--smoke', '--json'], 100_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    const sizes = (report.figures as { sizes: Record<string, Record<string, unknown>> }).sizes
+    for (const label of ['1KiB', '64KiB']) {
+      const s = sizes[label]!
+      expect(s.supported, label).to.equal(true)
+      expect(s.resultsExact, label).to.equal(true)
+      expect(s.migrationsOk, label).to.equal(5)
+      expectStats(s.stunMs, `${label}.stunMs`, 5)
+      expectStats(s.pauseMs, `${label}.pauseMs`, 5)
+      expectStats(s.rawNatsRoundTripMs, `${label}.rawNatsRoundTripMs`)
+      expectPositive(s.stunOverRawP50, `${label}.stunOverRawP50`)
+      expect((s.pauseMs as Stats).p50, `${label}: pause is part of stun`).to.be.at.most((s.stunMs as Stats).p50)
+    }
+    const big = sizes['1MiB']!
+    if (big.supported) {
+      expect(big.resultsExact).to.equal(true)
+      expectStats(big.stunMs, '1MiB.stunMs', 5)
+    } else {
+      expect(big.result).to.match(/^1 MiB: not supported yet \(.+\)$/)
+    }
+  })
+})
