@@ -85,6 +85,7 @@ export class Balancer {
   private readonly openFailover = new Map<string, Failover>()
   private recoveredAt = 0
   private orphanCheckDone = false
+  private splits = 0
   private readonly subs: Subscription[] = []
   /** Why a share is pending again (host-lost, retry, ...), carried into the placement log. */
   private readonly pendingReason = new Map<string, MoveReason>()
@@ -143,6 +144,20 @@ export class Balancer {
       this.indexShare(s)
     }
     for (const h of hosts) if (h.draining) this.draining.add(h.hostId)
+    // A crash between storing a split's tail and shrinking the original leaves them overlapping:
+    // the tail is stored first, so the original is the one to shrink.
+    for (const list of this.sharesByJob.values()) {
+      const sorted = [...list].sort((a, b) => a.from - b.from)
+      for (let i = 0; i + 1 < sorted.length; i++) {
+        const a = sorted[i]!
+        const b = sorted[i + 1]!
+        if (a.to > b.from && a.status !== 'done') {
+          a.to = b.from
+          a.position = Math.min(a.position, a.to)
+          await this.persistShare(a)
+        }
+      }
+    }
     this.recoveredAt = Date.now()
     // Running shares keep running on their hosts while the balancer was away; give every share
     // the full grace period to show up in its host's heartbeats again.
@@ -294,6 +309,9 @@ export class Balancer {
       return { v: V, t: 'ack' }
     }
     if (r.t === 'done') {
+      // The host finished short of the record's end: a split whose answer never reached us. The
+      // units past r.to were never processed; they become a share of their own.
+      if (r.to < s.to && r.to >= s.from) await this.addTail(s, r.to, s.to, 'split answer lost')
       s.status = 'done'
       s.position = s.to
       s.result = r.result
@@ -650,6 +668,59 @@ export class Balancer {
       this.moving.delete(shareId)
       this.incoming.set(toHost, (this.incoming.get(toHost) ?? 1) - 1)
     }
+  }
+
+  /**
+   * Dynamic split: the share's host keeps [position, mid) and the tail [mid, to) becomes a new
+   * share, placed on `toHost`. The tail record is stored before the original shrinks, so a crash
+   * in between leaves an overlap that recovery trims, never a gap.
+   */
+  async split(shareId: string, toHost: string, fraction: number): Promise<{ tailShareId: string; keptTo: number; tail: [number, number] } | null> {
+    const s = this.shares.get(shareId)
+    if (!s || s.status !== 'running' || !s.host || this.moving.has(shareId)) return null
+    const epoch = s.epoch
+    this.moving.add(shareId)
+    // Hold a slot on the target until the tail is assigned there, so placement does not fill it.
+    this.incoming.set(toHost, (this.incoming.get(toHost) ?? 0) + 1)
+    let reserved = true
+    const release = () => {
+      if (reserved) this.incoming.set(toHost, (this.incoming.get(toHost) ?? 1) - 1)
+      reserved = false
+    }
+    try {
+      const reply = await this.command(s.host, { v: V, t: 'split', shareId, epoch, fraction }, PAUSE_TIMEOUT_MS)
+      if (reply.t !== 'split' || !reply.tail) return null
+      if (s.epoch !== epoch || s.status !== 'running') return null // lost meanwhile: the tail is in its checkpoint range
+      const [mid, end] = reply.tail
+      const tail = await this.addTail(s, mid, end, `split for ${toHost}`)
+      this.splits++
+      release()
+      await this.assign(tail.shareId, toHost)
+      return { tailShareId: tail.shareId, keptTo: mid, tail: [mid, end] }
+    } catch (e) {
+      this.log.warn({ share: shareId, err: (e as Error).message }, 'split refused')
+      return null
+    } finally {
+      this.moving.delete(shareId)
+      release()
+    }
+  }
+
+  /** Cuts [mid, end) off share `s` into a new pending share (stored first), then shrinks `s`. */
+  private async addTail(s: ShareRecord, mid: number, end: number, why: string): Promise<ShareRecord> {
+    const job = this.jobs.get(s.jobId)!
+    const now = Date.now()
+    const tail: ShareRecord = { shareId: `${job.jobId}-s${job.nextShare++}`, jobId: job.jobId, from: mid, to: end, position: mid, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
+    await this.persistJob(job)
+    this.indexShare(tail)
+    await this.persistShare(tail)
+    s.to = mid
+    s.position = Math.min(s.position, mid)
+    s.updatedAt = now
+    await this.persistShare(s)
+    this.log.info({ share: s.shareId, tail: tail.shareId, at: mid, to: end, why }, 'share split')
+    this.pendingReason.set(tail.shareId, 'split')
+    return tail
   }
 
   private async setDraining(hostId: string, drain: boolean): Promise<void> {
