@@ -84,7 +84,7 @@ describe('benchmark harness (smoke runs)', function () {
   it('lists the benchmarks with --help and refuses an unknown one with exit code 2', async () => {
     const help = await bench(['--help'], 30_000)
     expect(help.code).to.equal(0)
-    expect(help.stdout).to.include('failover').and.include('migration')
+    expect(help.stdout).to.include('failover').and.include('migration').and.include('simulator')
     const unknown = await bench(['no-such-bench'], 30_000)
     expect(unknown.code).to.equal(2)
     expect(unknown.stderr).to.include("unknown benchmark 'no-such-bench'")
@@ -133,5 +133,26 @@ describe('benchmark harness (smoke runs)', function () {
     } else {
       expect(big.result).to.match(/^1 MiB: not supported yet \(.+\)$/)
     }
+  })
+
+  it('runs the simulator in smoke mode: every scenario completes, no schedule beats the ideal, decide is timed', async () => {
+    const out = await bench(['simulator', '--smoke', '--json'], 100_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const f = lastJson(out).figures as { scenarios: Array<Record<string, Record<string, unknown>>>; decideOnFixedViews: Record<string, unknown>; targets: Record<string, unknown> }
+    expect(f.scenarios).to.have.length(2)
+    for (const sc of f.scenarios) {
+      for (const run of [sc.policy!, sc.static!]) {
+        expect(run.completed, `${String(sc.scenario)} completed`).to.equal(true)
+        // The ideal is a fluid lower bound: a ratio below 1 would mean the model lost work.
+        expect(run.makespanRatio as number, `${String(sc.scenario)} makespan / ideal`).to.be.at.least(1)
+      }
+      // Static placement never migrates or splits; the policy's splits create shares.
+      expect(sc.static!.migrations).to.equal(0)
+      expect(sc.static!.splits).to.equal(0)
+      expect(sc.policy!.sharesCreated as number).to.equal((sc.initialShares as unknown as number) + (sc.policy!.splits as number))
+      expectStats(sc.policy!.decideMs, `${String(sc.scenario)}.decideMs`)
+    }
+    for (const state of ['submit', 'queue', 'running']) expectStats(f.decideOnFixedViews[state], `decideOnFixedViews.${state}`)
+    expect(f.targets.decideMsP99).to.be.a('number')
   })
 })

@@ -1,0 +1,198 @@
+/**
+ * The load model the balancing policy reasons with, built from a `ClusterView` in one pass over
+ * its shares (indexes by host, per-host aggregates), so that `decide` never loops hosts × shares.
+ *
+ * Load. For each host, demand = Σ cpuDemand of its running shares + externalLoad × cores (a share
+ * whose cpuDemand is unknown, 0, counts as one core: a just-started CPU-bound share), and
+ * normalised load L = demand / cores. L above 1 means the runnable work wants more CPU than the
+ * host has; the model then assumes fair time-sharing, so each share runs at 1/L of its
+ * uncontended speed (`contention`). Imbalance σ = standard deviation of L over the hosts that are
+ * not draining.
+ *
+ * Speed. Hosts differ in per-core speed and jobs in work per unit, so rates are only comparable
+ * within a job. From every running share with a measured rate r on host h the model takes its
+ * uncontended rate u = r / contention(L_h) and fits u ≈ jobRate_j × k_h (k_h: the host's relative
+ * core speed) by a few rounds of alternating averages — jobRate_j = mean of u / k_h over the job's
+ * shares, k_h = mean of u / jobRate_j over the host's — starting from the view's `coreSpeed` hints
+ * (else 1), which anchors the scale across cycles. A host with no measured share keeps its hint;
+ * without one its speed is unknown: taken as 1 for ranking, but as the source's own speed wherever
+ * the policy would move or split work on the strength of it (a host that went idle must not look
+ * fast just because nothing runs there to show it is slow).
+ * A share of job j on host h at load L is expected to run at jobRate_j × k_h × contention(L).
+ *
+ * Migration cost. Expected stun = stunBaseMs + stunMsPerMiB × checkpoint MiB (defaults 5 ms and
+ * 40 ms/MiB until the shell has learned better from measured migrations).
+ *
+ * Must never import NATS, timers or the clock.
+ */
+
+import type { ClusterView, HostView, ShareView } from './cluster-view.ts'
+
+export const MiB = 2 ** 20
+export const DEFAULT_STUN_BASE_MS = 5
+export const DEFAULT_STUN_MS_PER_MIB = 40
+/** Rounds of the alternating fit of job rates and host core speeds. */
+const SPEED_FIT_ROUNDS = 10
+
+export interface LoadModel {
+  readonly hostIndex: ReadonlyMap<string, number>
+  /** Cores per host, at least a tiny positive number so loads stay finite. */
+  readonly cores: Float64Array
+  /** Σ demand of the host's running shares (cores). */
+  readonly shoalDemand: Float64Array
+  /** Normalised load per host (draining hosts included). */
+  readonly load: Float64Array
+  /** Running shares per host, busy ones included. */
+  readonly running: Int32Array
+  /** Busy (migrating or splitting) shares per host. */
+  readonly busy: Int32Array
+  /** Indexes into `view.shares` of each host's running shares. */
+  readonly sharesOn: number[][]
+  /** Relative per-core speed per host (1 when unknown). */
+  readonly coreSpeed: Float64Array
+  /** Whether `coreSpeed` is known: measured from shares running there now, or hinted by the view. */
+  readonly speedKnown: Uint8Array
+  /** Per job: uncontended units/s of one share on a core of speed 1 (absent: never measured). */
+  readonly jobRate: ReadonlyMap<string, number>
+  /** Shares per job in the view (pending and running). */
+  readonly jobShares: ReadonlyMap<string, number>
+  /** Running shares whose host is not in the view (the shell should have made them pending). */
+  readonly orphans: number
+}
+
+/** Cores a share is taken to demand: its measured demand, or one core when unknown (0). */
+export function shareDemand(s: Pick<ShareView, 'cpuDemand'>): number {
+  return s.cpuDemand > 0 ? s.cpuDemand : 1
+}
+
+/** Fraction of its uncontended speed a share gets on a host at normalised load `load`. */
+export function contention(load: number): number {
+  return load > 1 ? 1 / load : 1
+}
+
+/** Useful Shoal work per second on a host (in cores of speed 1): demand × core speed × contention. */
+export function hostThroughput(coreSpeed: number, shoalDemand: number, load: number): number {
+  return shoalDemand * coreSpeed * contention(load)
+}
+
+/** Expected stun of migrating a share with a checkpoint of `bytes`, in ms. */
+export function expectedStunMs(bytes: number, view: Pick<ClusterView, 'stunBaseMs' | 'stunMsPerMiB'>): number {
+  const base = view.stunBaseMs ?? DEFAULT_STUN_BASE_MS
+  const perMiB = view.stunMsPerMiB ?? DEFAULT_STUN_MS_PER_MIB
+  return Math.max(0, base) + Math.max(0, perMiB) * (Math.max(0, bytes) / MiB)
+}
+
+/** Population standard deviation from Σx, Σx² and n (0 for n = 0; never NaN from rounding). */
+export function stdDev(sum: number, sumSq: number, n: number): number {
+  if (n <= 0) return 0
+  const mean = sum / n
+  return Math.sqrt(Math.max(0, sumSq / n - mean * mean))
+}
+
+export function hostCores(h: HostView): number {
+  return h.cores > 0 ? h.cores : 1e-9
+}
+
+/** Clamps a measured external load to 0..1 (a noisy sampler may report slightly out of range). */
+export function externalLoadOf(h: HostView): number {
+  return Math.min(1, Math.max(0, Number.isFinite(h.externalLoad) ? h.externalLoad : 0))
+}
+
+/** Builds the model in O(hosts + shares). */
+export function buildLoadModel(view: ClusterView): LoadModel {
+  const H = view.hosts.length
+  const hostIndex = new Map<string, number>()
+  const cores = new Float64Array(H)
+  const shoalDemand = new Float64Array(H)
+  const load = new Float64Array(H)
+  const running = new Int32Array(H)
+  const busy = new Int32Array(H)
+  const coreSpeed = new Float64Array(H)
+  const speedKnown = new Uint8Array(H)
+  const sharesOn: number[][] = new Array(H)
+  for (let h = 0; h < H; h++) {
+    const host = view.hosts[h]!
+    hostIndex.set(host.hostId, h)
+    cores[h] = hostCores(host)
+    sharesOn[h] = []
+  }
+
+  const shares = view.shares
+  const S = shares.length
+  const hostOf = new Int32Array(S).fill(-1)
+  const jobShares = new Map<string, number>()
+  let orphans = 0
+  for (let i = 0; i < S; i++) {
+    const s = shares[i]!
+    jobShares.set(s.jobId, (jobShares.get(s.jobId) ?? 0) + 1)
+    if (s.status !== 'running' || s.host === null) continue
+    const h = hostIndex.get(s.host)
+    if (h === undefined) {
+      orphans++
+      continue
+    }
+    hostOf[i] = h
+    sharesOn[h]!.push(i)
+    running[h]! += 1
+    if (s.busy) busy[h]! += 1
+    shoalDemand[h]! += shareDemand(s)
+  }
+  for (let h = 0; h < H; h++) {
+    const host = view.hosts[h]!
+    load[h] = (shoalDemand[h]! + externalLoadOf(host) * cores[h]!) / cores[h]!
+  }
+
+  // Speeds: fit u ≈ jobRate_j × k_h over the measured shares by alternating averages, starting from
+  // the hints (else 1) so the scale stays that of earlier cycles. Jobs are not spread evenly over
+  // hosts, so one pass is not enough to tell a slow host from a slow job.
+  const mShare: number[] = []
+  const mJob: number[] = []
+  const mU: number[] = []
+  const jobIndex = new Map<string, number>()
+  for (let i = 0; i < S; i++) {
+    const h = hostOf[i]!
+    const s = shares[i]!
+    if (h < 0 || !(s.unitsPerSec > 0)) continue
+    let j = jobIndex.get(s.jobId)
+    if (j === undefined) jobIndex.set(s.jobId, (j = jobIndex.size))
+    mShare.push(i)
+    mJob.push(j)
+    mU.push(s.unitsPerSec / contention(load[h]!))
+  }
+  const J = jobIndex.size
+  const M = mShare.length
+  const kN = new Int32Array(H)
+  for (let x = 0; x < M; x++) kN[hostOf[mShare[x]!]!]! += 1
+  for (let h = 0; h < H; h++) {
+    const hint = view.hosts[h]!.coreSpeed
+    const hinted = hint !== undefined && hint > 0
+    coreSpeed[h] = hinted ? hint : 1
+    speedKnown[h] = kN[h]! > 0 || hinted ? 1 : 0
+  }
+  const rate = new Float64Array(J)
+  const jN = new Int32Array(J)
+  for (let x = 0; x < M; x++) jN[mJob[x]!]! += 1
+  const kSum = new Float64Array(H)
+  for (let round = 0; round < SPEED_FIT_ROUNDS; round++) {
+    rate.fill(0)
+    for (let x = 0; x < M; x++) rate[mJob[x]!]! += mU[x]! / coreSpeed[hostOf[mShare[x]!]!]!
+    for (let j = 0; j < J; j++) rate[j]! /= jN[j]!
+    kSum.fill(0)
+    for (let x = 0; x < M; x++) kSum[hostOf[mShare[x]!]!]! += mU[x]! / rate[mJob[x]!]!
+    for (let h = 0; h < H; h++) if (kN[h]! > 0) coreSpeed[h] = kSum[h]! / kN[h]!
+  }
+  const jobRate = new Map<string, number>()
+  for (const [job, j] of jobIndex) jobRate.set(job, rate[j]!)
+
+  return { hostIndex, cores, shoalDemand, load, running, busy, sharesOn, coreSpeed, speedKnown, jobRate, jobShares, orphans }
+}
+
+/**
+ * Expected units/s of a share of `jobId` on host `h` once that host is at normalised load
+ * `loadAfter`; 0 when the job has never been measured.
+ */
+export function estimateRate(model: LoadModel, jobId: string, h: number, loadAfter: number): number {
+  const r = model.jobRate.get(jobId)
+  if (r === undefined) return 0
+  return r * model.coreSpeed[h]! * contention(loadAfter)
+}
