@@ -4,7 +4,17 @@
  *   import { ShoalClient, defineProcessor } from 'shoal'
  */
 
-export { ShoalClient, type ShoalClientOptions, type JobSpec, type JobSummary, type HostSummary, type ShareSummary } from './sdk/client.ts'
+export {
+  ShoalClient,
+  type ShoalClientOptions,
+  type JobSpec,
+  type JobSummary,
+  type HostSummary,
+  type ShareSummary,
+  type ClusterStatus,
+  type BalanceSummary,
+  type Migration,
+} from './sdk/client.ts'
 export { Job } from './sdk/job.ts'
 export { defineProcessor, type Processor, type Range } from './processors/define.ts'
 export { ShoalError, type ErrorCode, type WireError } from './errors.ts'

@@ -32,6 +32,7 @@ import {
   type Failover,
   type Migration,
   type MoveReason,
+  type BalanceSummary,
   type Report,
   type ReportReply,
   type Submit,
@@ -39,7 +40,10 @@ import {
 import { Subjects } from '../protocol/subjects.ts'
 import { Membership, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
+import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
+import { buildClusterView, type LiveShare } from './core/snapshot.ts'
 import { splitRange } from './core/split-range.ts'
+import { learnStunCost } from './core/stun-model.ts'
 import { Store, type JobRecord, type ShareRecord } from './store.ts'
 import { hostSummary, jobSummary } from './summaries.ts'
 
@@ -67,7 +71,7 @@ export class Balancer {
   private readonly jobs = new Map<string, JobRecord>()
   private readonly shares = new Map<string, ShareRecord>()
   private readonly sharesByJob = new Map<string, ShareRecord[]>()
-  private readonly live = new Map<string, { epoch: number; position: number }>()
+  private readonly live = new Map<string, LiveShare>()
   private readonly lastProgress = new Map<string, number>()
   private readonly dropsSent = new Set<string>()
   private readonly merging = new Set<string>()
@@ -86,12 +90,17 @@ export class Balancer {
   private recoveredAt = 0
   private orphanCheckDone = false
   private splits = 0
+  /** Per-core speeds the policy measured, remembered for hosts that go idle (`HostView.coreSpeed`). */
+  private readonly coreSpeeds = new Map<string, number>()
+  /** The last interval pass: what `shoal status` shows of the balance. */
+  private lastBalance: BalanceSummary | undefined
   private readonly subs: Subscription[] = []
   /** Why a share is pending again (host-lost, retry, ...), carried into the placement log. */
   private readonly pendingReason = new Map<string, MoveReason>()
   private readonly timers: NodeJS.Timeout[] = []
-  private placing = false
-  private placeAgain = false
+  /** A policy pass is running; `passWanted` says whether another (and which) must follow it. */
+  private passing = false
+  private passWanted: 'kick' | 'interval' | null = null
   private stopped = false
 
   private constructor(
@@ -231,7 +240,7 @@ export class Balancer {
     for (const s of hb.shares) {
       const rec = this.shares.get(s.shareId)
       if (rec && rec.status === 'running' && rec.host === hb.hostId && rec.epoch === s.epoch) {
-        this.live.set(s.shareId, { epoch: s.epoch, position: s.position })
+        this.live.set(s.shareId, { epoch: s.epoch, position: s.position, unitsPerSec: s.unitsPerSec, cpuDemand: s.busy })
         continue
       }
       const key = `${hb.hostId}/${s.shareId}/${s.epoch}`
@@ -393,7 +402,8 @@ export class Balancer {
           .sort((a, b) => b.submittedAt - a.submittedAt)
           .slice(0, 50)
           .map((j) => this.summary(j, now, !isFinal(j.state)))
-        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100) }
+        const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
+        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}) }
       }
       case 'migrate':
         return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
@@ -437,6 +447,7 @@ export class Balancer {
       to: m.to,
       requiredTags: m.tags,
       memoryBytesPerShare: m.memoryBytesPerShare,
+      spread: m.spread,
       state: 'waiting',
       submittedAt: now,
       reason: poolEmpty ? 'no hosts in the pool yet' : undefined,
@@ -468,55 +479,104 @@ export class Balancer {
 
   // ------------------------------------------------------------------ placement
 
-  /** Schedules a placement pass soon (coalesces bursts of triggers). */
-  private kick(): void {
+  /**
+   * Schedules a policy pass soon. A kick (a share pending, a slot freed, a host joined) applies the
+   * plan's placements, splits and mandatory moves; an interval pass also its balancing moves, at
+   * the DRS cadence of `balancer.intervalMs`. Triggers during a pass coalesce into one more pass.
+   */
+  private kick(kind: 'kick' | 'interval' = 'kick'): void {
     if (this.stopped) return
-    if (this.placing) {
-      this.placeAgain = true
-      return
+    this.passWanted = this.passWanted === 'interval' || kind === 'interval' ? 'interval' : 'kick'
+    if (this.passing) return
+    this.passing = true
+    setImmediate(() => void this.runPasses())
+  }
+
+  private async runPasses(): Promise<void> {
+    try {
+      while (this.passWanted !== null && !this.stopped) {
+        const kind = this.passWanted
+        this.passWanted = null
+        await this.pass(kind).catch((e: Error) => this.log.error({ err: e.message }, 'balancing pass failed'))
+      }
+    } finally {
+      this.passing = false
     }
-    this.placing = true
-    setImmediate(() => {
-      void this.placePending().finally(() => {
-        this.placing = false
-        if (this.placeAgain) {
-          this.placeAgain = false
-          this.kick()
-        }
-      })
-    })
   }
 
   private cycle(): void {
     for (const job of this.jobs.values()) if (job.state === 'running') void this.maybeComplete(job.jobId)
-    this.kick()
-    void this.drainStep()
+    this.kick('interval')
   }
 
-  private async placePending(): Promise<void> {
-    const pending: PendingShare[] = []
-    for (const job of [...this.jobs.values()].sort((a, b) => a.submittedAt - b.submittedAt)) {
-      if (isFinal(job.state)) continue
-      for (const s of this.sharesByJob.get(job.jobId) ?? []) {
-        if (s.status === 'pending') {
-          pending.push({ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare, avoidHosts: s.failedOn })
-        }
+  /** The balancing knobs, read from the config on every pass. */
+  private knobs(): Knobs {
+    const b = this.config.balancer
+    return {
+      migrationThreshold: b.migrationThreshold as Knobs['migrationThreshold'],
+      minResidencyMs: b.minResidencyMs,
+      maxMovesPerCycle: b.maxMovesPerCycle,
+      maxConcurrentMigrationsPerHost: b.maxConcurrentMigrationsPerHost,
+      splitMinUnits: b.splitMinUnits,
+    }
+  }
+
+  /** One pass: snapshot → pure `decide` → apply (the plan-then-apply split of DESIGN.md). */
+  private async pass(kind: 'kick' | 'interval'): Promise<void> {
+    const view = buildClusterView({
+      hosts: this.membership.all(),
+      draining: this.draining,
+      incoming: this.incoming,
+      coreSpeeds: this.coreSpeeds,
+      jobs: [...this.jobs.values()].filter((j) => !isFinal(j.state)),
+      sharesOf: (jobId) => this.sharesByJob.get(jobId) ?? [],
+      live: this.live,
+      movedAt: this.assignedAt,
+      moving: this.moving,
+      stun: learnStunCost(this.migrations),
+    })
+    const now = Date.now()
+    const knobs = this.knobs()
+    const t0 = performance.now()
+    const plan = decide(view, knobs, now)
+    const decideMs = performance.now() - t0
+    for (const [hostId, speed] of Object.entries(plan.coreSpeeds)) this.coreSpeeds.set(hostId, speed)
+    // Balancing moves wait for the interval; everything else fills capacity or is mandatory.
+    const actions = kind === 'interval' ? plan.actions : plan.actions.filter((a) => a.kind !== 'migrate' || a.reason !== 'imbalance')
+    if (kind === 'interval') {
+      this.lastBalance = summarisePlan(plan, knobs.migrationThreshold, now, decideMs)
+      const moves = plan.actions.filter((a) => a.kind !== 'place')
+      if (moves.length) this.log.info({ imbalance: +plan.imbalance.toFixed(4), tolerated: +plan.toleratedImbalance.toFixed(4), decideMs: +decideMs.toFixed(2), reasons: plan.reasons }, `balancing pass: ${describeActions(moves)}`)
+    }
+    await this.noteWaiting(plan.waiting)
+    await this.apply(actions)
+  }
+
+  /** Carries out a plan: placements are awaited; migrations and splits run on (their shares are busy meanwhile). */
+  private async apply(actions: readonly Action[]): Promise<void> {
+    const placements: Array<Promise<void>> = []
+    for (const a of actions) {
+      if (a.kind === 'place') placements.push(this.assign(a.shareId, a.hostId))
+      else if (a.kind === 'migrate') {
+        this.log.info({ share: a.shareId, from: a.fromHost, to: a.toHost, reason: a.reason, goodness: +a.goodness.toFixed(5), cost: +a.cost.toFixed(5) }, `migrating (${a.reason})`)
+        void this.migrate(a.shareId, a.toHost, a.reason).catch((e: Error) => this.log.warn({ share: a.shareId, to: a.toHost, reason: a.reason, err: e.message }, 'planned migration refused'))
+      } else {
+        void this.split(a.shareId, a.toHost, a.fraction)
       }
     }
-    if (!pending.length) return
-    const hosts = this.placementHosts()
-    const plan = planPlacement(hosts, pending)
-    const reasons = new Map<string, string>()
-    for (const u of plan.unplaced) if (!reasons.has(u.jobId)) reasons.set(u.jobId, u.reason)
-    for (const [jobId, reason] of reasons) {
+    await Promise.all(placements)
+  }
+
+  /** Tells the clients of waiting jobs why they wait (no host with the processor, no room, ...). */
+  private async noteWaiting(waiting: Readonly<Record<string, string>>): Promise<void> {
+    for (const [jobId, reason] of Object.entries(waiting)) {
       const job = this.jobs.get(jobId)
-      if (job && job.reason !== reason && job.state === 'waiting') {
+      if (job && job.state === 'waiting' && job.reason !== reason) {
         job.reason = reason
         await this.persistJob(job)
         this.publishJob(job)
       }
     }
-    await Promise.all(plan.placements.map((p) => this.assign(p.shareId, p.hostId)))
   }
 
   private placementHosts(): PlacementHost[] {
@@ -692,6 +752,8 @@ export class Balancer {
       if (reply.t !== 'split' || !reply.tail) return null
       if (s.epoch !== epoch || s.status !== 'running') return null // lost meanwhile: the tail is in its checkpoint range
       const [mid, end] = reply.tail
+      // A `done` that overtook this answer has cut the tail already ('split answer lost').
+      if (s.to <= mid) return null
       const tail = await this.addTail(s, mid, end, `split for ${toHost}`)
       this.splits++
       release()
@@ -706,20 +768,31 @@ export class Balancer {
     }
   }
 
-  /** Cuts [mid, end) off share `s` into a new pending share (stored first), then shrinks `s`. */
+  /**
+   * Cuts [mid, end) off share `s` into a new pending share. In memory both change at once, before
+   * any await, so a report or split answer handled meanwhile sees the share already cut and cannot
+   * cut the same tail twice (a unit counted twice). In KV the tail is stored before the original
+   * shrinks, so a crash in between leaves an overlap that recovery trims, never a gap; until the
+   * tail is stored it counts as moving, so no pass places it before its record exists.
+   */
   private async addTail(s: ShareRecord, mid: number, end: number, why: string): Promise<ShareRecord> {
     const job = this.jobs.get(s.jobId)!
     const now = Date.now()
     const tail: ShareRecord = { shareId: `${job.jobId}-s${job.nextShare++}`, jobId: job.jobId, from: mid, to: end, position: mid, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
-    await this.persistJob(job)
     this.indexShare(tail)
-    await this.persistShare(tail)
+    this.moving.add(tail.shareId)
     s.to = mid
     s.position = Math.min(s.position, mid)
     s.updatedAt = now
-    await this.persistShare(s)
-    this.log.info({ share: s.shareId, tail: tail.shareId, at: mid, to: end, why }, 'share split')
     this.pendingReason.set(tail.shareId, 'split')
+    try {
+      await this.persistJob(job)
+      await this.persistShare(tail)
+      await this.persistShare(s)
+    } finally {
+      this.moving.delete(tail.shareId)
+    }
+    this.log.info({ share: s.shareId, tail: tail.shareId, at: mid, to: end, why }, 'share split')
     return tail
   }
 
@@ -730,31 +803,7 @@ export class Balancer {
     else this.draining.delete(hostId)
     await this.store.putHost({ hostId, draining: drain })
     this.log.info({ host: hostId }, drain ? 'host draining: migrating its shares away' : 'host back in service')
-    if (drain) void this.drainStep()
-    else this.kick()
-  }
-
-  private drainingNow = false
-
-  /** Migrates shares off draining hosts, as far as other hosts have room; the rest wait a cycle. */
-  private async drainStep(): Promise<void> {
-    if (this.drainingNow || !this.draining.size) return
-    this.drainingNow = true
-    try {
-      for (const hostId of this.draining) {
-        const shares = [...this.shares.values()].filter((s) => s.status === 'running' && s.host === hostId && !this.moving.has(s.shareId))
-        for (const s of shares) {
-          const job = this.jobs.get(s.jobId)
-          if (!job) continue
-          const plan = planPlacement(this.placementHosts(), [{ shareId: s.shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare }])
-          const to = plan.placements[0]?.hostId
-          if (!to) break
-          await this.migrate(s.shareId, to, 'drain').catch((e: Error) => this.log.warn({ share: s.shareId, err: e.message }, 'drain migration refused'))
-        }
-      }
-    } finally {
-      this.drainingNow = false
-    }
+    this.kick()
   }
 
   // ------------------------------------------------------------------ completion
@@ -841,6 +890,7 @@ export class Balancer {
     s.position = cp.position
     s.state = cp.stateRef ? undefined : cp.state
     s.stateRef = cp.stateRef
+    s.stateBytes = cp.stateBytes
     s.unitsDone = cp.unitsDone
     return old !== undefined && old !== cp.stateRef?.name ? old : undefined
   }
@@ -900,3 +950,29 @@ function nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string)
   return { v: V, t: 'nack', error: toWire(new ShoalError(code, message)) }
 }
 
+/** What `shoal status` shows of a balancing pass. */
+function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: number): BalanceSummary {
+  const count = (kind: Action['kind']) => plan.actions.filter((a) => a.kind === kind).length
+  return {
+    at,
+    threshold,
+    imbalance: plan.imbalance,
+    toleratedImbalance: Number.isFinite(plan.toleratedImbalance) ? plan.toleratedImbalance : null,
+    projectedImbalance: plan.projectedImbalance,
+    loads: plan.normalisedLoads,
+    reasons: plan.reasons,
+    decideMs,
+    actions: { place: count('place'), migrate: count('migrate'), split: count('split') },
+    splitsTotal: 0,
+  }
+}
+
+/** "2 migrate (imbalance), 1 split" for a log line. */
+function describeActions(actions: readonly Action[]): string {
+  const n = new Map<string, number>()
+  for (const a of actions) {
+    const k = a.kind === 'migrate' ? `migrate (${a.reason})` : a.kind
+    n.set(k, (n.get(k) ?? 0) + 1)
+  }
+  return [...n].map(([k, c]) => `${c} ${k}`).join(', ')
+}

@@ -22,6 +22,8 @@ export interface JobRecord {
   to: number
   requiredTags?: Record<string, string> | undefined
   memoryBytesPerShare?: number | undefined
+  /** Spread the shares over the eligible hosts (a constraint the policy keeps). */
+  spread?: boolean | undefined
   state: JobState
   submittedAt: number
   finishedAt?: number | undefined
@@ -44,6 +46,8 @@ export interface ShareRecord {
   state?: unknown
   /** The state's Object Store object, for states too large to keep inline. */
   stateRef?: StateRef | undefined
+  /** Encoded size of the last checkpoint's state: what a migration of this share carries. */
+  stateBytes?: number | undefined
   status: ShareState
   epoch: number
   host: string | null

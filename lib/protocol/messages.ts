@@ -41,6 +41,12 @@ export const shareLoadSchema = z.object({
   to: unit,
   unitsDone: count,
   unitsPerSec: z.number().nonnegative(),
+  /**
+   * Fraction of wall time the share's worker thread was active over the last rate window: its
+   * CPU demand in cores (≈ 1 for a CPU-bound share even on a contended core). Absent = not
+   * measured yet, or a host older than this field.
+   */
+  busy: fraction.optional(),
 })
 export type ShareLoad = z.infer<typeof shareLoadSchema>
 
@@ -54,9 +60,9 @@ export const heartbeatSchema = z.object({
   tags,
   processors: z.array(z.string()),
   load: z.object({
-    /** Whole-machine CPU busy fraction (systeminformation). */
+    /** Busy fraction of the CPUs this host may run on (its affinity set), all work included. */
     cpuMachine: fraction,
-    /** This host process's own CPU use as a fraction of the machine (process.cpuUsage). */
+    /** This host process's own CPU use as a fraction of those CPUs (process.cpuUsage). */
     cpuShoal: fraction,
     memFreeBytes: count,
     busySlots: count,
@@ -178,6 +184,8 @@ export const submitSchema = z.object({
   tags: tags.optional(),
   /** Memory one share needs; no host is given shares whose memory exceeds what it has free. */
   memoryBytesPerShare: count.optional(),
+  /** Spread the shares: at most ceil(shares / eligible hosts) of them on one host. */
+  spread: z.boolean().optional(),
 })
 export type Submit = z.infer<typeof submitSchema>
 
@@ -286,6 +294,28 @@ export const hostSummarySchema = z.object({
 })
 export type HostSummary = z.infer<typeof hostSummarySchema>
 
+/** The balancer's last balancing pass, as `shoal status` shows it. */
+export const balanceSummarySchema = z.object({
+  at: ms,
+  /** balancer.migrationThreshold in force (1 = mandatory moves only … 5 = act on slight gains). */
+  threshold: z.number().int().min(1).max(5),
+  /** Standard deviation of the hosts' normalised loads. */
+  imbalance: z.number().nonnegative(),
+  /** Imbalance the threshold tolerates before it balances; null at threshold 1 (it never does). */
+  toleratedImbalance: z.number().nonnegative().nullable(),
+  /** Imbalance expected once the pass's actions are carried out. */
+  projectedImbalance: z.number().nonnegative(),
+  /** Normalised load per host (demand ÷ cores; above 1, shares time-share the CPU). */
+  loads: z.record(z.string(), z.number().nonnegative()),
+  /** Why the pass did what it did, or what held moves back. */
+  reasons: z.array(z.string()),
+  decideMs: z.number().nonnegative(),
+  actions: z.object({ place: count, migrate: count, split: count }),
+  /** Dynamic splits since the balancer started. */
+  splitsTotal: count,
+})
+export type BalanceSummary = z.infer<typeof balanceSummarySchema>
+
 export const apiReplySchema = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('ok') }),
   z.object({ v, t: z.literal('job'), job: jobSummarySchema }),
@@ -300,6 +330,8 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     migrations: z.array(migrationSchema),
     /** Recent failovers (shares re-dispatched from a lost host), newest last. */
     failovers: z.array(failoverSchema),
+    /** The last balancing pass (absent until the first one ran). */
+    balance: balanceSummarySchema.optional(),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({ v, t: z.literal('err'), error: wireErrorSchema }),

@@ -21,11 +21,27 @@ import {
   type JobSummary,
   type Migration,
   type Failover,
+  type BalanceSummary,
 } from '../protocol/messages.ts'
 import { Subjects, type ApiOp } from '../protocol/subjects.ts'
 import { Job, type JobBackend } from './job.ts'
 
-export type { JobSummary, HostSummary, ShareSummary, Migration, Failover } from '../protocol/messages.ts'
+export type { JobSummary, HostSummary, ShareSummary, Migration, Failover, BalanceSummary } from '../protocol/messages.ts'
+
+/** What `ShoalClient.status()` returns. */
+export interface ClusterStatus {
+  hosts: HostSummary[]
+  /** Recent jobs, with their shares for unfinished ones. */
+  jobs: JobSummary[]
+  /** Messages the balancer counted and dropped, by `subject cause`. */
+  rejected: Record<string, number>
+  /** Recent live migrations with their reason and stun time, newest last. */
+  migrations: Migration[]
+  /** Recent failovers, newest last. */
+  failovers: Failover[]
+  /** The last balancing pass: imbalance against the tolerated imbalance, loads, reasons. */
+  balance?: BalanceSummary
+}
 
 /** Options of {@link ShoalClient.connect}. */
 export interface ShoalClientOptions {
@@ -57,6 +73,11 @@ export interface JobSpec {
   tags?: Record<string, string>
   /** Memory one share needs; no host is given more shares than its free memory holds. */
   memoryBytesPerShare?: number
+  /**
+   * Spread the shares over the hosts that may run them: at most ceil(shares ÷ those hosts) on one
+   * host, kept as shares are placed, migrated and split (for resilience rather than speed).
+   */
+  spread?: boolean
   /** Aborting cancels the job. */
   signal?: AbortSignal
   /** Choose the job id yourself (1-64 of letters, digits, '_', '-'); default a random one. */
@@ -110,6 +131,7 @@ export class ShoalClient {
     if (spec.shares !== undefined) req.shares = spec.shares
     if (spec.tags !== undefined) req.tags = spec.tags
     if (spec.memoryBytesPerShare !== undefined) req.memoryBytesPerShare = spec.memoryBytesPerShare
+    if (spec.spread !== undefined) req.spread = spec.spread
     const job = new Job<Result>(jobId, this.backend)
     try {
       job.accepted(jobOf(await this.api('submit', req)))
@@ -140,11 +162,13 @@ export class ShoalClient {
     return (await this.status()).hosts
   }
 
-  /** Hosts, recent jobs (with shares for unfinished ones), recent migrations and the balancer's reject counters. */
-  async status(): Promise<{ hosts: HostSummary[]; jobs: JobSummary[]; rejected: Record<string, number>; migrations: Migration[]; failovers: Failover[] }> {
+  /** Hosts, recent jobs (with shares for unfinished ones), recent migrations, the last balancing pass and the balancer's reject counters. */
+  async status(): Promise<ClusterStatus> {
     const r = await this.api('status', { v: V, t: 'status' })
     if (r.t !== 'status') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to status`)
-    return { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations, failovers: r.failovers }
+    const st: ClusterStatus = { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations, failovers: r.failovers }
+    if (r.balance) st.balance = r.balance
+    return st
   }
 
   /**

@@ -3,8 +3,8 @@
  * thread running it (share-worker.ts): one small SharedArrayBuffer per running share.
  *
  * The main thread writes commands (pause, drop, split) that the worker reads with Atomics between
- * two steps; the worker writes its progress (position, units done, rate) after every step so the
- * main thread can report progress without a message round trip.
+ * two steps; the worker writes its progress (position, units done, rate, busy fraction) after every
+ * step so the main thread can report progress without a message round trip.
  *
  * It also declares the task, message and outcome types that cross the thread boundary.
  *
@@ -14,8 +14,13 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { WireError } from '../errors.ts'
 
-/** Bytes of the control block: 4 int32 command words, then 4 int64 progress words. */
-export const CONTROL_BYTES = 48
+/** Int32 command words at the start of the block (bytes 0..15). */
+const CMD_WORDS = 4
+/** Int64 progress words after the command words (bytes 16..55). */
+const PROGRESS_WORDS = 5
+
+/** Bytes of the control block: 4 int32 command words, then 5 int64 progress words. */
+export const CONTROL_BYTES = CMD_WORDS * 4 + PROGRESS_WORDS * 8
 
 /** Index (Int32Array) of the terminal command: one of `CMD_*`. Written by the main thread only. */
 export const I_CMD = 0
@@ -32,6 +37,14 @@ export const I_UNITS_DONE = 1
 export const I_RATE_MILLI = 2
 /** Index (BigInt64Array) of the end of the range the worker is running (shrinks on split). */
 export const I_TO = 3
+/**
+ * Index (BigInt64Array) of the worker thread's busy fraction over the last rate window, in
+ * thousandths (0..1000); `BUSY_UNKNOWN` until the first window has been measured.
+ */
+export const I_BUSY_MILLI = 4
+
+/** `I_BUSY_MILLI` before the worker has measured anything (a queued or just-started share). */
+export const BUSY_UNKNOWN = -1n
 
 /** No terminal command: keep running. */
 export const CMD_RUN = 0
@@ -50,7 +63,7 @@ export interface ControlViews {
 
 /** Creates the views over a control block (the same layout on both sides). */
 export function controlViews(sab: SharedArrayBuffer): ControlViews {
-  return { cmd: new Int32Array(sab, 0, 4), progress: new BigInt64Array(sab, 16, 4) }
+  return { cmd: new Int32Array(sab, 0, CMD_WORDS), progress: new BigInt64Array(sab, CMD_WORDS * 4, PROGRESS_WORDS) }
 }
 
 /** Allocates a control block whose progress words start at the share's current position. */
@@ -60,6 +73,7 @@ export function newControlBlock(position: number, to: number, unitsDone: number)
   Atomics.store(progress, I_POSITION, BigInt(position))
   Atomics.store(progress, I_UNITS_DONE, BigInt(unitsDone))
   Atomics.store(progress, I_TO, BigInt(to))
+  Atomics.store(progress, I_BUSY_MILLI, BUSY_UNKNOWN)
   return sab
 }
 

@@ -18,10 +18,12 @@ import { Piscina } from 'piscina'
 import { fromWire, ShoalError, toWire, type WireError } from '../errors.ts'
 import type { AnyProcessor } from '../processors/define.ts'
 import {
+  BUSY_UNKNOWN,
   CMD_DROP,
   CMD_PAUSE,
   CMD_RUN,
   controlViews,
+  I_BUSY_MILLI,
   I_CMD,
   I_POSITION,
   I_RATE_MILLI,
@@ -129,6 +131,13 @@ export interface ShareProgress {
   to: number
   unitsDone: number
   unitsPerSec: number
+  /**
+   * Fraction of wall time the share's worker thread was active over the last rate window, 0..1
+   * (see share-worker.ts): its CPU demand in cores, ≈ 1 for a CPU-bound share even on a contended
+   * core. Undefined until the worker has measured a first window (queued or just started), which
+   * is not the same as 0, a share that waits on timers or I/O.
+   */
+  busy: number | undefined
 }
 
 /** The split of a share: it keeps `[position, keptTo)` and `tail` becomes a new share. */
@@ -367,11 +376,13 @@ class ShareHandle implements RunningShare {
 
   progress(): ShareProgress {
     const p = this.#views.progress
+    const busyMilli = Atomics.load(p, I_BUSY_MILLI)
     return {
       position: Number(Atomics.load(p, I_POSITION)),
       to: Number(Atomics.load(p, I_TO)),
       unitsDone: Number(Atomics.load(p, I_UNITS_DONE)),
       unitsPerSec: Number(Atomics.load(p, I_RATE_MILLI)) / 1000,
+      busy: busyMilli === BUSY_UNKNOWN ? undefined : Number(busyMilli) / 1000,
     }
   }
 

@@ -4,6 +4,19 @@
  * control block — pause and hand over, drop, or split off the tail — and posts a checkpoint every
  * `checkpointMs`. The task's return value is how the share ended (see TaskOutcome).
  *
+ * Besides position and rate it publishes the share's CPU demand as a busy fraction: the share of
+ * wall time this worker thread was active rather than idle in its event loop, from
+ * `performance.eventLoopUtilization()` deltas over the rate window. That is the measure the
+ * balancer needs, because it counts time the thread was runnable but not on a CPU: a CPU-bound
+ * share reads ≈ 1 even when it only gets half a core, so contention shows up as load above 1. It
+ * works although a synchronous processor never yields between steps: ELU's active time is wall
+ * time minus time spent waiting in the loop's poll, so a loop that never polls reads 1, and an
+ * async step that awaits a timer or I/O polls for exactly that wait and reads well below 1. "Time
+ * inside step ÷ wall time" would get async steps wrong (the await counts as inside the step).
+ * Its blind spot: a step that blocks the thread synchronously (readFileSync, Atomics.wait) reads
+ * as busy without using a CPU. One worker thread runs one share at a time
+ * (concurrentTasksPerWorker 1), so the thread's ELU is the share's.
+ *
  * Must never import a module URL other than the one the host passed from its registry, never
  * throw out of the task (every failure becomes a `failed` outcome carrying a WireError), and never
  * wait on the event loop between steps of a synchronous processor (pauses are read from shared
@@ -20,6 +33,7 @@ import {
   CMD_DROP,
   CMD_PAUSE,
   controlViews,
+  I_BUSY_MILLI,
   I_CMD,
   I_POSITION,
   I_RATE_MILLI,
@@ -36,7 +50,7 @@ import {
 /** Loaded modules by URL: a worker thread runs many shares of the same few processors. */
 const modules = new Map<string, Promise<AnyProcessor[]>>()
 
-/** How often the reported rate is recomputed: long enough to smooth over step jitter. */
+/** How often the reported rate and busy fraction are recomputed: long enough to smooth over step jitter. */
 const RATE_WINDOW_MS = 250
 
 /** Imports a processor module by its registry URL. */
@@ -176,6 +190,7 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
   let seenSplitSeq = 0
   let lastCheckpointAt = performance.now()
   let windowStart = lastCheckpointAt
+  let windowElu = performance.eventLoopUtilization()
   let windowUnits = 0
   let runUnits = 0
   let runMs = 0
@@ -240,6 +255,11 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
       const ms = now - windowStart
       const rate = ms > 0 ? (windowUnits / ms) * 1000 : runMs > 0 ? (runUnits / runMs) * 1000 : 0
       Atomics.store(progress, I_RATE_MILLI, BigInt(Math.round(rate * 1000)))
+      // ELU reads its own clock, a moment after `now`: the two windows differ by microseconds.
+      const elu = performance.eventLoopUtilization()
+      const busy = performance.eventLoopUtilization(elu, windowElu).utilization
+      if (Number.isFinite(busy)) Atomics.store(progress, I_BUSY_MILLI, BigInt(Math.round(Math.min(1, Math.max(0, busy)) * 1000)))
+      windowElu = elu
       windowStart = now
       windowUnits = 0
     }

@@ -158,6 +158,14 @@ describe('balancer decide (DRS-style policy)', () => {
       expect(per).to.deep.equal({ a: 3, b: 3 })
     })
 
+    it('spreads 4 shares over 3 hosts as 2/1/1, not 2/2/0, even when one host is much faster', () => {
+      const hosts = [host('fast', { coreSpeed: 3 }), host('mid', { coreSpeed: 2 }), host('slow', { coreSpeed: 0.5 })]
+      const shares = Array.from({ length: 4 }, (_, i) => pending(`p${i}`, { spread: true }))
+      const per: Record<string, number> = {}
+      for (const a of kinds(decide({ hosts, shares }, knobs(), NOW), 'place')) per[(a as { hostId: string }).hostId] = (per[(a as { hostId: string }).hostId] ?? 0) + 1
+      expect(per).to.deep.equal({ fast: 2, mid: 1, slow: 1 })
+    })
+
     it('retries a share away from the hosts it failed on, and there only when no other host qualifies', () => {
       const hosts = [host('a'), host('b', { externalLoad: 0.5 }), host('c', { processors: new Set(['other']) })]
       const away = decide({ hosts, shares: [pending('p0', { avoidHosts: ['a'] })] }, knobs(), NOW)
@@ -173,6 +181,7 @@ describe('balancer decide (DRS-style policy)', () => {
       const plan = decide({ hosts: [host('a')], shares: [pending('p0', { processor: 'nope' })] }, knobs(), NOW)
       expect(plan.actions).to.deep.equal([])
       expect(plan.reasons.join('\n')).to.contain("no live host runs processor 'nope'")
+      expect(plan.waiting).to.deep.equal({ 'job-1': "no live host runs processor 'nope'" })
     })
   })
 
@@ -208,6 +217,18 @@ describe('balancer decide (DRS-style policy)', () => {
         ['a', 'b', 'constraint'],
         ['a', 'b', 'constraint'],
       ])
+    })
+
+    it('sheds shares that declared memory off a host under memory pressure, largest first, even at threshold 1', () => {
+      const hosts = [host('tight', { memTotalBytes: 16 * GiB, memFreeBytes: 0.5 * GiB }), host('roomy', { memTotalBytes: 16 * GiB })]
+      const shares = [running('small', 'tight', { memoryBytes: GiB }), running('big', 'tight', { memoryBytes: 2 * GiB }), running('none', 'tight')]
+      const plan = decide({ hosts, shares }, knobs({ migrationThreshold: 1 }), NOW)
+      // 0.8 GiB (5 %) must be free: moving 'big' (2 GiB) is enough; 'small' and 'none' stay.
+      expect(migrations(plan).map((m) => [m.shareId, m.toHost, m.reason])).to.deep.equal([['big', 'roomy', 'constraint']])
+      expect(plan.reasons.join('\n')).to.contain('tight under memory pressure')
+      // With enough memory free, nothing moves.
+      const fine = decide({ hosts: [host('tight', { memTotalBytes: 16 * GiB, memFreeBytes: 4 * GiB }), hosts[1]!], shares }, knobs({ migrationThreshold: 1 }), NOW)
+      expect(migrations(fine)).to.deep.equal([])
     })
 
     it('keeps within maxMovesPerCycle and maxConcurrentMigrationsPerHost, counting busy shares', () => {
@@ -356,6 +377,17 @@ describe('balancer decide (DRS-style policy)', () => {
       expect(splits(decide(view, splitKnobs({ splitMinUnits: 1000 }), NOW))).to.have.length(1)
     })
 
+    it('does not split onto a free slot of a host whose CPU its own shares already fill', () => {
+      // 'busy' has 4 slots on 2 cores, both cores taken by its two shares: its free slots are not idle capacity.
+      const hosts = [host('src', { slots: 1, cores: 1 }), host('busy', { slots: 4, cores: 2 })]
+      const shares = [running('long', 'src', { to: 1_000_000 }), ...many('b', 2, 'busy', { jobId: 'job-2' })]
+      const plan = decide({ hosts, shares }, knobs({ splitMinUnits: 1000 }), NOW)
+      expect(splits(plan)).to.deep.equal([])
+      // The same slot on a host with a core to spare takes the tail.
+      const spare = decide({ hosts: [hosts[0]!, host('busy', { slots: 4, cores: 3 })], shares }, knobs({ splitMinUnits: 1000 }), NOW)
+      expect(splits(spare).map((a) => [a.shareId, a.toHost])).to.deep.equal([['long', 'busy']])
+    })
+
     it('splits at every threshold, including 1 (a split interrupts nothing)', () => {
       const view: ClusterView = { hosts: [host('a', { slots: 1 }), host('idle', { slots: 1 })], shares: [running('s', 'a')] }
       expect(splits(decide(view, splitKnobs({ migrationThreshold: 1 }), NOW))).to.have.length(1)
@@ -455,6 +487,8 @@ describe('balancer decide (DRS-style policy)', () => {
         draining: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
         externalLoad: fc.double({ min: 0, max: 1, noNaN: true }),
         coreSpeed: fc.option(fc.constantFrom(0.5, 1, 2), { nil: undefined }),
+        // Some hosts advertise their memory, so memory-pressure moves are among what is checked.
+        memTotalBytes: fc.option(fc.constantFrom(8 * GiB, 64 * GiB), { nil: undefined }),
       }).map((h): HostView => ({
         hostId: `h${String(i).padStart(2, '0')}`,
         slots: h.slots,
@@ -465,6 +499,7 @@ describe('balancer decide (DRS-style policy)', () => {
         draining: h.draining,
         externalLoad: h.externalLoad,
         ...(h.coreSpeed !== undefined ? { coreSpeed: h.coreSpeed } : {}),
+        ...(h.memTotalBytes !== undefined ? { memTotalBytes: h.memTotalBytes } : {}),
       }))
     const arbJob = fc.record({
       processor: fc.constantFrom(...PROCS),

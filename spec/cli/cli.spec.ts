@@ -4,25 +4,14 @@
  * Runs the real CLI as a child process.
  */
 
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { expect } from 'chai'
-import { shoalCommand } from '../../lib/cli/spawn.ts'
+import { runShoal } from '../support/shoal-cli.ts'
 
-const run = promisify(execFile)
-
-async function shoal(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [exe, pre] = shoalCommand()
-  try {
-    const { stdout, stderr } = await run(exe, [...pre, ...args], { env: { ...process.env, ...env }, timeout: 30_000 })
-    return { code: 0, stdout, stderr }
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string }
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
-  }
+function shoal(args: string[], env: Record<string, string> = {}) {
+  return runShoal(args, { ...process.env, ...env }, 30_000)
 }
 
 describe('the shoal command line', function () {

@@ -16,6 +16,13 @@ const flakyFixture = fileURLToPath(new URL('../fixtures/processors/flaky.ts', im
 const sleepyFixture = fileURLToPath(new URL('../fixtures/processors/sleepy.ts', import.meta.url))
 const heavyFixture = fileURLToPath(new URL('../fixtures/processors/heavy.ts', import.meta.url))
 
+/**
+ * Tests that assert which shares moved, and how often, turn the automatic policy off (threshold 1:
+ * no balancing moves; no dynamic splits), so that only the mechanism under test moves anything.
+ * The others run with the policy on, as users get it, and still demand the exact result.
+ */
+const POLICY_OFF = { SHOAL_BALANCER_MIGRATION_THRESHOLD: '1', SHOAL_BALANCER_SPLIT_MIN_UNITS: '1000000000000' }
+
 /** π(10⁹): a count-primes job long enough (≈ 2 s of CPU) to kill things in the middle of. */
 const PI_1E9 = 50_847_534
 
@@ -41,7 +48,7 @@ describe('failover, fencing and recovery with real processes', function () {
   afterEach(async () => c?.stop())
 
   it('re-dispatches only a SIGKILLed host\'s in-flight shares, from their checkpoints, and the result is exact', async () => {
-    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }, { id: 'victim' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }, { id: 'victim' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200', ...POLICY_OFF } })
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 12 })
     await untilCheckpointedOn(c, job, 'victim')
     await killAndWait(c.hosts.get('victim')!, 'SIGKILL')
@@ -78,7 +85,7 @@ describe('failover, fencing and recovery with real processes', function () {
   })
 
   it('completes a job exactly after the balancer is SIGKILLed mid-job and restarted, while hosts keep working', async () => {
-    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200', ...POLICY_OFF } })
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 8 })
     await untilCheckpointedOn(c, job, 'a')
     await killAndWait(c.balancer!, 'SIGKILL')
@@ -95,7 +102,8 @@ describe('failover, fencing and recovery with real processes', function () {
     const sleepy = ['--processor', sleepyFixture]
     c = await startCluster(nats.url, { hosts: [{ id: 'a', args: sleepy }, { id: 'b', args: sleepy }, { id: 'maint', args: sleepy }] })
     // 2000 units of 5 ms in 4 shares: about 2.5 s per share, waiting rather than burning CPU.
-    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 5 }, shares: 4 })
+    // spread: at most 2 per host, so maint runs some whatever loads the hosts measure.
+    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 5 }, shares: 4, spread: true })
     await c.waitFor(async () => (await job.fetch(true)).shares!.some((s) => s.host === 'maint' && s.state === 'running' && s.unitsDone > 0), 20_000, 'a share making progress on maint')
     await c.client.drain('maint')
     await c.waitFor(async () => (await job.fetch(true)).shares!.every((s) => s.state !== 'running' || s.host !== 'maint'), 20_000, 'maint to be emptied')
@@ -116,29 +124,33 @@ describe('failover, fencing and recovery with real processes', function () {
 
   it('live-migrates a share by hand with a recorded stun time and an exact result', async () => {
     c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    // 3 shares on 2 × 2 slots: one host runs two, the other has a free slot to migrate into.
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 3 })
-    const detail = await untilCheckpointedOn(c, job, 'a')
-    const share = detail.shares!.find((s) => s.host === 'a' && s.state === 'running')!
-    const m = await c.client.migrate(share.shareId, 'b')
+    let detail = await untilCheckpointedOn(c, job, 'a')
+    await c.waitFor(async () => (detail = await job.fetch(true)).shares!.every((s) => s.state === 'running' && s.unitsDone > 0), 20_000, 'all three shares running')
+    const onA = detail.shares!.filter((s) => s.host === 'a').length
+    const [src, dst] = onA === 2 ? ['a', 'b'] : ['b', 'a']
+    const share = detail.shares!.find((s) => s.host === src)!
+    const m = await c.client.migrate(share.shareId, dst)
     expect(m.ok).to.equal(true)
-    expect(m.fromHost).to.equal('a')
-    expect(m.toHost).to.equal('b')
+    expect(m.fromHost).to.equal(src)
+    expect(m.toHost).to.equal(dst)
     expect(m.reason).to.equal('manual')
     expect(m.stunMs).to.be.greaterThan(0).and.lessThan(1000)
     expect(m.pauseMs).to.be.at.most(m.stunMs)
     expect(m.epoch).to.equal(share.epoch + 1)
     expect(await job.result()).to.equal(PI_1E9)
     const after = (await job.fetch(true)).shares!.find((s) => s.shareId === share.shareId)!
-    expect(after.hosts).to.deep.equal(['a', 'b'])
+    expect(after.hosts).to.deep.equal([src, dst])
     // A refused migration leaves the share alone and says why.
-    const err = await c.client.migrate(share.shareId, 'a').catch((e: { code: string; message: string }) => e)
+    const err = await c.client.migrate(share.shareId, src).catch((e: { code: string; message: string }) => e)
     expect((err as { code: string }).code).to.equal('E_MIGRATION_REFUSED')
     expect((err as { message: string }).message).to.include('not running')
   })
 
   it('moves a share whose state is over 1 MiB through the Object Store, by migration and by failover, intact', async () => {
     const heavy = ['--processor', heavyFixture]
-    c = await startCluster(nats.url, { hosts: [{ id: 'a', args: heavy }, { id: 'b', args: heavy }, { id: 'c', args: heavy }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    c = await startCluster(nats.url, { hosts: [{ id: 'a', args: heavy }, { id: 'b', args: heavy }, { id: 'c', args: heavy }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200', ...POLICY_OFF } })
     const stateBytes = 1536 * 1024
     const job = await c.client.submit<number>({ processor: 'heavy', range: [0, 600], input: { stateBytes, msPerUnit: 5 }, shares: 1 })
     const first = (await job.fetch(true)).shares![0]!
@@ -165,9 +177,10 @@ describe('failover, fencing and recovery with real processes', function () {
         { id: 'flaky', args: ['--processor', flakyFixture], env: { SHOAL_TEST_FLAKY: '1' } },
         { id: 'solid', args: ['--processor', flakyFixture] },
       ],
+      env: POLICY_OFF,
     })
-    // Two shares on two hosts with two slots each: placement spreads them, so one starts on 'flaky'.
-    const job = await c.client.submit<number>({ processor: 'flaky-count', range: [0, 400_000], input: { failAt: 150_000 }, shares: 2 })
+    // Two shares spread over two hosts (one each), so exactly one starts on 'flaky'.
+    const job = await c.client.submit<number>({ processor: 'flaky-count', range: [0, 400_000], input: { failAt: 150_000 }, shares: 2, spread: true })
     expect(await job.result()).to.equal(400_000)
     const shares = (await job.fetch(true)).shares!
     const retried = shares.filter((s) => s.hosts[0] === 'flaky')

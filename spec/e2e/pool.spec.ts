@@ -5,31 +5,19 @@
  * a host is SIGKILLed.
  */
 
-import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr'
-import { shoalCommand } from '../../lib/cli/spawn.ts'
 import { ShoalError } from '../../lib/errors.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { useNatsServer } from '../support/nats.ts'
+import { runShoal } from '../support/shoal-cli.ts'
 import { startCluster, killAndWait, type TestCluster } from '../support/cluster.ts'
 
-const run = promisify(execFile)
 const throwsFixture = fileURLToPath(new URL('../fixtures/processors/throws.ts', import.meta.url))
 
-async function shoal(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [exe, pre] = shoalCommand()
-  try {
-    const { stdout, stderr } = await run(exe, [...pre, ...args], { env, timeout: 60_000 })
-    return { code: 0, stdout, stderr }
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string }
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
-  }
-}
+const shoal = (args: string[], env: Record<string, string>) => runShoal(args, env)
 
 describe('a pool of three host processes over a real nats-server', function () {
   this.timeout(60_000)

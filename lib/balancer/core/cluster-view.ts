@@ -14,6 +14,8 @@ export interface HostView {
   /** CPU capacity in cores. */
   cores: number
   memFreeBytes: number
+  /** Memory the host advertises; with it, a host short of free memory sheds shares (memory pressure). */
+  memTotalBytes?: number
   tags: Readonly<Record<string, string>>
   processors: ReadonlySet<string>
   /** In maintenance mode: receives nothing, its shares are moved away (reason `drain`). */
@@ -111,4 +113,6 @@ export interface Plan {
   projectedImbalance: number
   /** Short explanations of what was done or what held moves back (for logs and `shoal status`). */
   reasons: string[]
+  /** Per job with a pending share left unplaced: why the first such share waits (shown to the client). */
+  waiting: Record<string, string>
 }

@@ -13,11 +13,14 @@
  *
  * 1. Mandatory moves, at every threshold: running shares on a draining host (`drain`), and on a host
  *    that no longer qualifies — processor gone, a required tag changed, or more shares of a
- *    `spread` job than ceil(shares of job / eligible hosts) (`constraint`). Target: the best host
+ *    `spread` job than ceil(shares of job / eligible hosts) (`constraint`) — or that is under memory
+ *    pressure: less than MEM_PRESSURE_FREE of its memory free, so it sheds shares that declared
+ *    memory, largest first, until what they hold would lift it above that line (`constraint`). Target: the best host
  *    for a new share (below). Within the move budgets; `minResidencyMs` does not apply.
  * 2. Placement of pending shares, oldest first as given: eligibility as in `placement.ts`
  *    (processor, tags, not draining, a free slot, enough free memory; hosts in `avoidHosts` only
- *    when no other live host qualifies) plus the spread cap; among
+ *    when no other live host qualifies) plus the spread cap (a spread job's share goes to a host
+ *    with the fewest of its shares first); among
  *    eligible hosts the one where a new share would run fastest (core speed × contention after
  *    placing it), then the least loaded after placing, then the lowest hostId.
  * 3. Dynamic split, at every threshold: a split interrupts nothing (the share keeps running where it
@@ -30,8 +33,10 @@
  *    finish times, f = v_target / (v_source + v_target), clamped to [0.1, 0.9] and so that both
  *    parts keep splitMinUnits; the split is taken only if it brings the share's expected finish
  *    forward by at least twice the split overhead (2 × stunBaseMs: cut at a safe point, assign the
- *    tail). One split per idle slot per cycle; splits count against maxMovesPerCycle but not
- *    against the per-host migration limit (nothing is paused or transferred).
+ *    tail), and only if at least half of what the tail will run at there is new work for the host
+ *    (MIN_SPLIT_GAIN: a free slot on a host whose CPU its shares already fill is not idle).
+ *    One split per idle slot per cycle; splits count against maxMovesPerCycle but not against the
+ *    per-host migration limit (nothing is paused or transferred).
  * 4. Balancing moves, threshold ≥ 2, while σ > (5 − T)·0.1/√H or the most and least loaded hosts
  *    differ by more than 30/20/10/5 % (T = 2..5; `drs-threshold.ts`). Greedy, re-evaluated after
  *    each chosen move: from the most loaded host that can give a share, the non-busy share whose
@@ -80,6 +85,12 @@ export { drsPriority, minGoodness, toleratedImbalance, toleratedLoadGap } from '
 /** Split fractions are kept within these bounds. */
 export const SPLIT_FRACTION_MIN = 0.1
 export const SPLIT_FRACTION_MAX = 0.9
+/** Placement key weight of one share of a spread job already on a host (above any speed difference). */
+const SPREAD_WEIGHT = 1e6
+/** A host with less than this fraction of its memory free is under memory pressure. */
+export const MEM_PRESSURE_FREE = 0.05
+/** A split's tail must add at least this part of its own throughput to its host's Shoal throughput. */
+export const MIN_SPLIT_GAIN = 0.5
 /** A balancing move must win back this many times the work its stun loses. */
 export const MOVE_PAYBACK = 2
 
@@ -155,6 +166,7 @@ class Planner {
   moves = 0
   readonly actions: Action[] = []
   readonly reasons: string[] = []
+  readonly waiting: Record<string, string> = {}
   readonly initialLoads: Record<string, number> = {}
   readonly sigma0: number
   readonly maxMoves: number
@@ -233,6 +245,7 @@ class Planner {
       toleratedImbalance: toleratedImbalance(T, this.n),
       projectedImbalance: stdDev(this.sum, this.sumSq, this.n),
       reasons: this.reasons,
+      waiting: this.waiting,
     }
   }
 
@@ -385,6 +398,7 @@ class Planner {
           .forEach((i) => cands.push({ i, src: h, reason: 'constraint' }))
       }
     }
+    this.memoryPressure(cands)
     if (cands.length === 0) return
     cands.sort((a, b) => (a.reason === b.reason ? this.rank[a.src]! - this.rank[b.src]! || cmpId(this.shares[a.i]!, this.shares[b.i]!) : a.reason === 'drain' ? -1 : 1))
 
@@ -427,13 +441,38 @@ class Planner {
     if (hostLimit) this.reasons.push(`${hostLimit} mandatory moves wait: source host at maxConcurrentMigrationsPerHost (${this.maxConc})`)
   }
 
+  /** Adds the shares that hosts under memory pressure shed (not already candidates) to `cands`. */
+  memoryPressure(cands: Array<{ i: number; src: number; reason: MoveReason }>): void {
+    const already = new Set(cands.map((c) => c.i))
+    for (let h = 0; h < this.H; h++) {
+      const host = this.hosts[h]!
+      if (this.live[h] === 0 || !(host.memTotalBytes! > 0)) continue
+      let short = MEM_PRESSURE_FREE * host.memTotalBytes! - host.memFreeBytes
+      if (!(short > 0)) continue
+      const holders = this.m.sharesOn[h]!
+        .filter((i) => !already.has(i) && !this.shares[i]!.busy && (this.shares[i]!.memoryBytes ?? 0) > 0)
+        .sort((a, b) => this.shares[b]!.memoryBytes! - this.shares[a]!.memoryBytes! || cmpId(this.shares[a]!, this.shares[b]!))
+      let shed = 0
+      for (const i of holders) {
+        if (!(short > 0)) break
+        cands.push({ i, src: h, reason: 'constraint' })
+        short -= this.shares[i]!.memoryBytes!
+        shed++
+      }
+      this.reasons.push(`${host.hostId} under memory pressure (${fmt(host.memFreeBytes / host.memTotalBytes!)} of its memory free): ${shed ? `${shed} shares with declared memory to move` : 'no share with declared memory to move'}`)
+    }
+  }
+
   // ------------------------------------------------------------------ 2. placement
 
   place(): void {
     // One lazy heap of hosts per class of share, keyed (−speed of a new share, load after, rank):
     // the fastest home first, then the least loaded, then the lowest hostId.
     const heaps = new Map<string, HostHeap>()
-    const push = (heap: HostHeap, h: number) => heap.push(h, -this.newShareSpeed(h, 1), this.load[h]! + 1 / this.m.cores[h]!, this.rank[h]!)
+    // A spread job's shares go first to the hosts with the fewest of its shares (then fastest…), so
+    // they spread as evenly as the hosts allow rather than only staying under the cap.
+    const keyA = (h: number, s: ShareView) => (s.spread ? SPREAD_WEIGHT * this.spreadCounts(s.jobId)[h]! : 0) - this.newShareSpeed(h, 1)
+    const push = (heap: HostHeap, h: number, s: ShareView) => heap.push(h, keyA(h, s), this.load[h]! + 1 / this.m.cores[h]!, this.rank[h]!)
     const unplacedWhy = new Map<string, string>()
     let placed = 0
     const unplaced = new Map<string, number>()
@@ -452,13 +491,14 @@ class Planner {
         } else {
           const why = this.eligibleCount(s) === 0 ? `no live host runs processor '${s.processor}'` : 'no eligible host has a free slot and memory'
           unplaced.set(why, (unplaced.get(why) ?? 0) + 1)
+          this.waiting[s.jobId] ??= why
         }
         continue
       }
       let heap = heaps.get(key)
       if (!heap) {
         heap = new HostHeap(this.H)
-        for (let h = 0; h < this.H; h++) if (this.eligible(h, s)) push(heap, h)
+        for (let h = 0; h < this.H; h++) if (this.eligible(h, s)) push(heap, h, s)
         heaps.set(key, heap)
       }
       let chosen = -1
@@ -470,9 +510,9 @@ class Planner {
           heap.pop()
           continue
         }
-        if (heap.topA !== -this.newShareSpeed(h, 1) || heap.topB !== this.load[h]! + 1 / this.m.cores[h]!) {
+        if (heap.topA !== keyA(h, s) || heap.topB !== this.load[h]! + 1 / this.m.cores[h]!) {
           heap.pop()
-          push(heap, h)
+          push(heap, h, s)
           continue
         }
         chosen = h
@@ -488,11 +528,12 @@ class Planner {
           unplacedWhy.set(key, why)
         }
         unplaced.set(why, (unplaced.get(why) ?? 0) + 1)
+        this.waiting[s.jobId] ??= why
         continue
       }
       this.used[i] = 1
       this.take(chosen, s, shareDemand(s))
-      if (this.free[chosen]! > 0) push(heap, chosen)
+      if (this.free[chosen]! > 0) push(heap, chosen, s)
       this.actions.push({ kind: 'place', shareId: s.shareId, hostId: this.hosts[chosen]!.hostId, reason: 'place' })
       placed++
     }
@@ -637,6 +678,11 @@ class Planner {
     const vt = perSpeed * this.speedFor(t, c.src) * contention(loadAfter)
     const vs = t === c.src ? vt : c.rate
     if (!(vt > 0) || !(vs > 0)) return null
+    // A free slot is idle capacity only if the tail adds work there rather than taking CPU from the
+    // Shoal shares already running on that host (slots above cores on a busy host are not idle).
+    const kt = this.speedFor(t, c.src)
+    const gain = hostThroughput(kt, this.sd[t]! + d, loadAfter) - hostThroughput(kt, this.sd[t]!, this.load[t]!)
+    if (!(gain >= MIN_SPLIT_GAIN * d * kt * contention(loadAfter))) return null
     const lo = Math.max(SPLIT_FRACTION_MIN, minUnits / remaining)
     const hi = Math.min(SPLIT_FRACTION_MAX, 1 - minUnits / remaining)
     if (lo > hi) return null

@@ -1,8 +1,7 @@
 /** `shoal status`: hosts with capacity and load; jobs and their shares with state and host. */
 
 import { Command } from 'commander'
-import { ShoalClient } from '../../sdk/client.ts'
-import type { HostSummary, JobSummary, Migration } from '../../protocol/messages.ts'
+import { ShoalClient, type ClusterStatus } from '../../sdk/client.ts'
 import { formatDuration, printJson, reportError } from '../output.ts'
 
 interface StatusFlags {
@@ -23,7 +22,7 @@ export function statusCommand(): Command {
         client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
         const st = await client.status()
         if (o.json) printJson(st)
-        else process.stdout.write(renderStatus(st.hosts, st.jobs, st.rejected, st.migrations))
+        else process.stdout.write(renderStatus(st))
       } catch (e) {
         reportError(e, o.json === true)
       } finally {
@@ -32,10 +31,12 @@ export function statusCommand(): Command {
     })
 }
 
-export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected: Record<string, number>, migrations: Migration[] = []): string {
+/** The human view of `shoal status`: hosts with their load, the balance, jobs, migrations with reasons. */
+export function renderStatus(st: ClusterStatus): string {
+  const { hosts, jobs, rejected, migrations, balance } = st
   const lines: string[] = []
   lines.push(`HOSTS (${hosts.length})`)
-  lines.push(row(['host', 'state', 'slots', 'busy', 'cores', 'cpu', 'mem free', 'processors', 'tags']))
+  lines.push(row(['host', 'state', 'slots', 'busy', 'cores', 'cpu', 'load', 'mem free', 'processors', 'tags']))
   for (const h of [...hosts].sort((a, b) => a.hostId.localeCompare(b.hostId))) {
     lines.push(
       row([
@@ -45,11 +46,19 @@ export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected:
         String(h.shares),
         String(h.capacity.cores),
         `${Math.round(h.load.cpuMachine * 100)}%`,
+        balance?.loads[h.hostId] !== undefined ? balance.loads[h.hostId]!.toFixed(2) : '-',
         `${(h.load.memFreeBytes / 2 ** 30).toFixed(1)} GiB`,
         h.processors.join(','),
         Object.entries(h.tags).map(([k, v]) => `${k}=${v}`).join(',') || '-',
       ]),
     )
+  }
+  if (balance) {
+    const tol = balance.toleratedImbalance === null ? 'none: threshold 1 makes mandatory moves only' : balance.toleratedImbalance.toFixed(3)
+    const verdict = balance.toleratedImbalance === null ? '' : balance.imbalance > balance.toleratedImbalance ? '  (above: balancing)' : '  (within)'
+    lines.push('', `BALANCE  imbalance ${balance.imbalance.toFixed(3)}, tolerated ${tol}${verdict}; migrationThreshold ${balance.threshold}; ${balance.splitsTotal} splits so far`)
+    lines.push(`  last pass ${new Date(balance.at).toISOString().slice(11, 23)}: ${balance.actions.place} placed, ${balance.actions.migrate} migrations, ${balance.actions.split} splits (decide ${balance.decideMs.toFixed(1)} ms)`)
+    for (const r of balance.reasons) lines.push(`  - ${r}`)
   }
   lines.push('', `JOBS (${jobs.length})`)
   for (const j of jobs) {
@@ -76,6 +85,6 @@ export function renderStatus(hosts: HostSummary[], jobs: JobSummary[], rejected:
 }
 
 function row(cells: string[]): string {
-  const widths = [18, 12, 6, 5, 6, 5, 9, 26, 10]
+  const widths = [18, 12, 6, 5, 6, 5, 5, 9, 26, 10]
   return cells.map((c, i) => c.padEnd(widths[i] ?? 10)).join(' ').trimEnd()
 }

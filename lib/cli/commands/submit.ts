@@ -14,6 +14,7 @@ interface SubmitFlags {
   input?: string
   shares?: string
   tags?: string
+  spread?: boolean
   wait?: boolean
   json?: boolean
   nats?: string
@@ -29,6 +30,7 @@ export function submitCommand(): Command {
     .option('--input <json>', 'processor input as JSON', 'null')
     .option('--shares <n>', 'number of shares (default: the balancer decides)')
     .option('--tags <k=v,...>', 'only hosts with these tags may run it')
+    .option('--spread', 'spread the shares evenly over the hosts that may run them')
     .option('--wait', 'wait for the job to finish and print its result')
     .option('--json', 'print one JSON document on stdout')
     .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
@@ -54,6 +56,7 @@ export function submitCommand(): Command {
           signal: abort.signal,
           ...(o.shares !== undefined ? { shares: parseIntArg('--shares', o.shares) } : {}),
           ...(o.tags !== undefined ? { tags: parseTags(o.tags) } : {}),
+          ...(o.spread ? { spread: true } : {}),
         })
         if (!o.wait) {
           const s = job.summary!
