@@ -140,7 +140,7 @@ export const ConfigSchema = z.strictObject({
     }).default(2),
     splitMinUnits: int(1, undefined, {
       unit: 'units',
-      doc: 'A share with fewer remaining units than this is never split.',
+      doc: 'A dynamic split leaves each part at least this many units, so a share with fewer than twice this many left is never split. Set it very large (e.g. 1000000000000) to turn dynamic splitting off.',
     }).default(1000),
     metricsPort: int(0, 65_535, { unit: 'port', doc: 'Port of the balancer\'s Prometheus metrics endpoint.' }).optional(),
   }).prefault({}),
