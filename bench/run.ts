@@ -19,12 +19,14 @@ const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
   failover: async () => (await import('./failover.ts')) as BenchModule,
   migration: async () => (await import('./migration.ts')) as BenchModule,
   simulator: async () => (await import('./simulator.ts')) as BenchModule,
+  uneven: async () => (await import('./uneven.ts')) as BenchModule,
 }
 
 const DESCRIPTIONS: Record<string, string> = {
   failover: 'makespan with no failure, with a host SIGKILLed mid-job (checkpointed failover), and restart-from-zero; detection and redispatch times, units redone',
   migration: 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints, against a raw NATS request/reply of the same size',
   simulator: 'the balancing policy in a deterministic model of uneven hosts: makespan / ideal against static placement, migrations per share, decide() time at 1,000 hosts × 100,000 shares',
+  uneven: 'real uneven hosts (taskset-pinned, a CPU hog mid-job): makespan / ideal with balancing and splits against static placement, checksum checked; hog → first migration time',
 }
 
 function usage(): string {

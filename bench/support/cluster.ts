@@ -30,6 +30,11 @@ export async function startBenchCluster(url: string, opts: ClusterOptions): Prom
   // start() spawns every process synchronously before its first await, so they exist right after the call.
   const starting = c.start()
   starting.catch(() => undefined)
+  // No balancer means start() refused before spawning anything (e.g. taskset missing): its error says why.
+  if (!c.balancer) {
+    await starting
+    throw new Error('the cluster did not start')
+  }
   const procs: Array<[string, ChildProcess]> = [['balancer', c.balancer!], ...c.hosts.entries()]
   const listeners: Array<() => void> = []
   const exited = new Promise<never>((_, reject) => {

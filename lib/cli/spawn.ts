@@ -17,10 +17,22 @@ export function shoalCommand(): [string, string[]] {
   return [process.execPath, fromSource ? ['--import', 'tsx', main] : [main]]
 }
 
+/** Options of `spawnShoal`: those of `child_process.spawn`, plus a command prefix. */
+export interface SpawnShoalOptions extends SpawnOptions {
+  /**
+   * A command that runs the shoal process, e.g. `['/usr/bin/taskset', '-c', '1']` to pin it to
+   * CPU 1. It must exec its last arguments in place (as taskset, nice and chrt do), so the child's
+   * pid stays that of the shoal process and signals reach it.
+   */
+  prefix?: readonly string[]
+}
+
 /** Spawns `shoal <args>`; the child is SIGKILLed if this process exits first. */
-export function spawnShoal(args: string[], opts: SpawnOptions = {}): ChildProcess {
+export function spawnShoal(args: string[], opts: SpawnShoalOptions = {}): ChildProcess {
+  const { prefix = [], ...spawnOpts } = opts
   const [exe, pre] = shoalCommand()
-  const child = spawn(exe, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
+  const argv = [...prefix, exe, ...pre, ...args]
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   }

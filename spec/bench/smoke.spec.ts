@@ -84,7 +84,7 @@ describe('benchmark harness (smoke runs)', function () {
   it('lists the benchmarks with --help and refuses an unknown one with exit code 2', async () => {
     const help = await bench(['--help'], 30_000)
     expect(help.code).to.equal(0)
-    expect(help.stdout).to.include('failover').and.include('migration').and.include('simulator')
+    expect(help.stdout).to.include('failover').and.include('migration').and.include('simulator').and.include('uneven')
     const unknown = await bench(['no-such-bench'], 30_000)
     expect(unknown.code).to.equal(2)
     expect(unknown.stderr).to.include("unknown benchmark 'no-such-bench'")
@@ -154,5 +154,42 @@ describe('benchmark harness (smoke runs)', function () {
     }
     for (const state of ['submit', 'queue', 'running']) expectStats(f.decideOnFixedViews[state], `decideOnFixedViews.${state}`)
     expect(f.targets.decideMsP99).to.be.a('number')
+  })
+
+  it('runs the uneven benchmark in smoke mode: pinned hosts and a hog, checksums exact, makespans and the hog trigger reported', async function () {
+    if (process.platform !== 'linux') this.skip() // pinning needs taskset (util-linux)
+    const out = await bench(['uneven', '--smoke', '--json'], 100_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    const f = report.figures as {
+      correctness: Record<string, unknown>
+      calibration: Record<string, unknown>
+      makespan: Record<string, unknown> & { runs: Array<Record<string, unknown>> }
+      hogTrigger: { runs: Array<Record<string, unknown>> }
+    }
+    // The benchmark exits 1 on a wrong checksum; the flags say it compared them.
+    expect(f.correctness.checksumsAgree).to.equal(true)
+    expect(f.correctness.matchesLocal).to.equal(true)
+    for (const k of ['r1UnitsPerSec', 'pairedUnitsPerSecCpu0', 'pairedUnitsPerSecCpu1']) expectPositive(f.calibration[k], `calibration.${k}`)
+    for (const k of ['balancedMs', 'staticMs', 'idealMs', 'balancedOverIdeal', 'staticOverIdeal', 'staticOverBalanced']) expectPositive(f.makespan[k], `makespan.${k}`)
+    // The ideal is a lower bound measured on the same machine: far below it means the figures are wrong.
+    expect(f.makespan.balancedOverIdeal as number).to.be.at.least(0.9)
+    expect(f.makespan.staticOverIdeal as number).to.be.at.least(0.9)
+    expect(f.makespan.runs.map((r) => r.variant)).to.deep.equal(['balanced', 'static'])
+    for (const r of f.makespan.runs) {
+      // Static placement never splits or migrates; every unit is on some host.
+      if (r.variant === 'static') expect(r.splits, 'static splits').to.equal(0)
+      const byHost = Object.values(r.unitsByHost as Record<string, number>).reduce((a, b) => a + b, 0)
+      expect(byHost, `${String(r.variant)} units by host sum`).to.be.closeTo(1, 0.01)
+    }
+    expect(f.hogTrigger.runs).to.have.length(1)
+    const t = f.hogTrigger.runs[0]!
+    // A miss, or a share that moved before the hog, is a figure, not a failure: either comes with
+    // the balancer's reasons instead of a trigger time.
+    if (t.missed || (t.movedBeforeHog as unknown[]).length > 0) {
+      expect(t.triggerMs).to.equal(null)
+      expect((t.balance as { reasons: string[] }).reasons).to.be.an('array')
+    } else expect(t.triggerMs as number).to.be.at.least(0)
   })
 })

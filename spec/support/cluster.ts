@@ -7,6 +7,8 @@
  */
 
 import type { ChildProcess } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
 import { spawnShoal, stopChild } from '../../lib/cli/spawn.ts'
 import { ShoalClient } from '../../lib/sdk/client.ts'
 import type { HostSummary } from '../../lib/protocol/messages.ts'
@@ -14,8 +16,11 @@ import type { HostSummary } from '../../lib/protocol/messages.ts'
 let counter = 0
 
 export interface ClusterOptions {
-  /** Host ids to start, with extra `shoal host` arguments. */
-  hosts: Array<{ id: string; args?: string[]; env?: Record<string, string> }>
+  /**
+   * Host ids to start, with extra `shoal host` arguments; `cpus` (a Linux CPU list such as `1` or
+   * `0,2-3`) runs the host under `taskset -c <cpus>`, so it may run only on those CPUs.
+   */
+  hosts: Array<{ id: string; args?: string[]; env?: Record<string, string>; cpus?: string }>
   /** Extra environment for every process (SHOAL_* settings). */
   env?: Record<string, string>
   balancerArgs?: string[]
@@ -38,8 +43,11 @@ export class TestCluster {
   }
 
   async start(): Promise<this> {
+    // Before spawning anything: a missing taskset or a bad CPU list must fail the start, not leave
+    // half a cluster running.
+    for (const h of this.opts.hosts) if (h.cpus !== undefined) pinnedPrefix(h.cpus)
     this.startBalancer()
-    for (const h of this.opts.hosts) this.startHost(h.id, h.args, h.env)
+    for (const h of this.opts.hosts) this.startHost(h.id, h.args, h.env, h.cpus)
     this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000 })
     await this.waitFor(async () => (await this.client.status().then(() => true, () => false)), 30_000, 'the balancer to answer')
     await this.waitFor(async () => (await this.aliveHosts()).length === this.opts.hosts.length, 30_000, 'hosts to join')
@@ -51,14 +59,15 @@ export class TestCluster {
     return this.balancer
   }
 
-  startHost(id: string, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
-    const child = this.spawn(id, ['host', '--id', id, '--slots', '2', ...args], env)
+  /** Starts host `id`; with `cpus`, pinned to those CPUs by taskset (see `ClusterOptions.hosts`). */
+  startHost(id: string, args: string[] = [], env: Record<string, string> = {}, cpus?: string): ChildProcess {
+    const child = this.spawn(id, ['host', '--id', id, '--slots', '2', ...args], env, cpus === undefined ? [] : pinnedPrefix(cpus))
     this.hosts.set(id, child)
     return child
   }
 
-  private spawn(name: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-    const child = spawnShoal(args, { env: { ...this.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  private spawn(name: string, args: string[], env: Record<string, string> = {}, prefix: readonly string[] = []): ChildProcess {
+    const child = spawnShoal(args, { env: { ...this.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], prefix })
     const lines: string[] = []
     this.logs.set(name, lines)
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
@@ -92,6 +101,30 @@ export class TestCluster {
     const all = [...this.hosts.values(), ...(this.balancer ? [this.balancer] : [])]
     await Promise.all(all.map((c) => killAndWait(c, 'SIGTERM')))
   }
+}
+
+/**
+ * The path of `taskset` (util-linux), looked up in PATH. Throws an error that names the package
+ * when it is missing (not Linux, or a minimal image), rather than letting spawn fail with ENOENT.
+ */
+export function tasksetPath(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue
+    const p = join(dir, 'taskset')
+    try {
+      accessSync(p, constants.X_OK)
+      return p
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(`taskset not found in PATH (${process.env.PATH ?? ''}): pinning a process to CPUs needs it; install the util-linux package (Debian/Ubuntu: apt-get install util-linux)`)
+}
+
+/** `[taskset, '-c', cpus]`: the prefix that runs a command on the CPUs of the list `cpus` only. */
+export function pinnedPrefix(cpus: string): string[] {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new Error(`cpus must be a Linux CPU list such as '1' or '0,2-3' (got '${cpus}')`)
+  return [tasksetPath(), '-c', cpus]
 }
 
 /** Sends `signal` and resolves when the process has exited (SIGKILL after 3 s). */
