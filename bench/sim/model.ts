@@ -365,7 +365,6 @@ export function simulate(input: SimInput): SimResult {
       if (s.state !== 'pending') return void result.rejected++
       s.state = 'starting'
       s.host = target
-      s.lastMovedAt = now
       s.t0 = now
       s.gen++
       result.placements++
@@ -404,7 +403,6 @@ export function simulate(input: SimInput): SimResult {
     }
     tail.state = 'starting'
     tail.host = target
-    tail.lastMovedAt = now
     tail.gen++
     result.splits++
     at({ t: now + P.safePointMs + P.assignDelayMs, kind: 'arrive', share: tail, gen: tail.gen })

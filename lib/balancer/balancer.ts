@@ -81,6 +81,11 @@ export class Balancer {
   private readonly moving = new Set<string>()
   /** Slots promised to migrations in flight, by target host. */
   private readonly incoming = new Map<string, number>()
+  /**
+   * When each share was last live-migrated: `balancer.minResidencyMs` counts from there. A share
+   * that was only placed has no entry, so a bad placement can be corrected as soon as it shows.
+   */
+  private readonly migratedAt = new Map<string, number>()
   /** When each running share was last assigned (for the missing-from-heartbeat check). */
   private readonly assignedAt = new Map<string, number>()
   private readonly migrations: Migration[] = []
@@ -330,6 +335,7 @@ export class Balancer {
       s.unitsDone = r.unitsDone
       s.updatedAt = now
       this.live.delete(shareId)
+      this.migratedAt.delete(shareId)
       await this.persistShare(s)
       this.dropState(garbage)
       this.log.info({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
@@ -531,7 +537,7 @@ export class Balancer {
       jobs: [...this.jobs.values()].filter((j) => !isFinal(j.state)),
       sharesOf: (jobId) => this.sharesByJob.get(jobId) ?? [],
       live: this.live,
-      movedAt: this.assignedAt,
+      movedAt: this.migratedAt,
       moving: this.moving,
       stun: learnStunCost(this.migrations),
     })
@@ -709,6 +715,7 @@ export class Balancer {
       s.hosts = [...s.hosts, toHost]
       s.updatedAt = Date.now()
       this.assignedAt.set(shareId, s.updatedAt)
+      this.migratedAt.set(shareId, s.updatedAt)
       this.live.delete(shareId)
       await this.persistShare(s)
       this.dropState(garbage)

@@ -131,7 +131,7 @@ export const ConfigSchema = z.strictObject({
     }).default(3),
     minResidencyMs: int(0, undefined, {
       unit: 'ms',
-      doc: 'A share is not moved for balance again until it has stayed this long on its host (against thrash).',
+      doc: 'A share live-migrated is not moved for balance again until it has stayed this long on its new host (against thrash). A share that was only placed may move as soon as its load shows it should.',
     }).default(10_000),
     maxMovesPerCycle: int(0, undefined, { unit: 'moves', doc: 'Most migrations started in one balancing pass.' }).default(8),
     maxConcurrentMigrationsPerHost: int(1, undefined, {

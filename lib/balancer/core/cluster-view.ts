@@ -59,7 +59,10 @@ export interface ShareView {
   cpuDemand: number
   /** Size of its last checkpoint: what a migration has to carry. */
   checkpointBytes: number
-  /** Last placement or migration time (ms, same clock as `now`), for `minResidencyMs`. */
+  /**
+   * Last live migration (ms, same clock as `now`), for `minResidencyMs`; null for a share that was
+   * only placed (or re-dispatched after a failure): its placement may be corrected once measured.
+   */
   lastMovedAt: number | null
   /** A migration or split is in flight: do not touch. */
   busy: boolean

@@ -170,6 +170,7 @@ class Planner {
   readonly spreadProbe = new Map<string, ShareView>()
   readonly eligibleCountCache = new Map<string, number>()
   readonly classKeys: (string | undefined)[]
+  readonly jobClass = new Map<string, { processor: string; tags: ShareView['requiredTags']; memoryBytes: number | undefined; spread: boolean | undefined; key: string }>()
   sum = 0
   sumSq = 0
   n = 0
@@ -312,7 +313,14 @@ class Planner {
     let k = this.classKeys[i]
     if (k === undefined) {
       const s = this.shares[i]!
-      k = `${s.processor}\u0001${tagsKey(s.requiredTags)}\u0001${s.memoryBytes ?? 0}${s.spread ? `\u0001${s.jobId}` : ''}`
+      // Shares of one job almost always carry the same fields: reuse the job's last key when they
+      // match (100,000 fresh strings a cycle are most of the garbage a large view makes).
+      const last = this.jobClass.get(s.jobId)
+      if (last && last.processor === s.processor && last.tags === s.requiredTags && last.memoryBytes === s.memoryBytes && last.spread === s.spread) k = last.key
+      else {
+        k = `${s.processor}\u0001${tagsKey(s.requiredTags)}\u0001${s.memoryBytes ?? 0}${s.spread ? `\u0001${s.jobId}` : ''}`
+        this.jobClass.set(s.jobId, { processor: s.processor, tags: s.requiredTags, memoryBytes: s.memoryBytes, spread: s.spread, key: k })
+      }
       this.classKeys[i] = k
     }
     return k
@@ -793,7 +801,7 @@ class Planner {
       }
       if (!best) {
         const why: string[] = []
-        if (residency) why.push(`${residency} shares placed or moved within minResidencyMs`)
+        if (residency) why.push(`${residency} shares migrated within minResidencyMs`)
         if (targetFull) why.push(`${targetFull} candidates whose target would pass normalised load ${1 + TARGET_HEADROOM}`)
         if (hostLimit) why.push(`${hostLimit} hosts at maxConcurrentMigrationsPerHost`)
         if (noTarget) why.push(`${noTarget} shares with no eligible target that has a free slot`)

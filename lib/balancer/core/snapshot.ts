@@ -80,7 +80,7 @@ export interface SnapshotInput {
   jobs: Iterable<SnapshotJob>
   sharesOf: (jobId: string) => readonly SnapshotShare[]
   live: ReadonlyMap<string, LiveShare>
-  /** Last placement or migration time of each running share. */
+  /** Last live migration of each share (placements do not count). */
   movedAt: ReadonlyMap<string, number>
   /** Shares a migration or split is working on. */
   moving: ReadonlySet<string>
