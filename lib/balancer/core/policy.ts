@@ -136,6 +136,19 @@ function tagsKey(tags: Readonly<Record<string, string>> | undefined): string {
   return k
 }
 
+/** Same required tags (same object, or the same keys and values): cheaper than building their key. */
+function sameTags(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  if (a === b) return true
+  if (!a || !b) return false
+  let n = 0
+  for (const k in a) {
+    if (a[k] !== b[k]) return false
+    n++
+  }
+  for (const _ in b) n--
+  return n === 0
+}
+
 function tagsMatch(have: Readonly<Record<string, string>>, want: Readonly<Record<string, string>> | undefined): boolean {
   if (!want) return true
   for (const k in want) if (have[k] !== want[k]) return false
@@ -170,6 +183,7 @@ class Planner {
   readonly spreadProbe = new Map<string, ShareView>()
   readonly eligibleCountCache = new Map<string, number>()
   readonly classKeys: (string | undefined)[]
+  readonly jobEligible = new Map<string, { processor: string; tags: ShareView['requiredTags']; count: number }>()
   readonly jobClass = new Map<string, { processor: string; tags: ShareView['requiredTags']; memoryBytes: number | undefined; spread: boolean | undefined; key: string }>()
   sum = 0
   sumSq = 0
@@ -283,6 +297,9 @@ class Planner {
 
   /** Live hosts that qualify for `s`: the divisor of the spread cap. */
   eligibleCount(s: ShareView): number {
+    // Per job first (no string to build), then by processor and tags across jobs.
+    const mine = this.jobEligible.get(s.jobId)
+    if (mine && mine.processor === s.processor && sameTags(mine.tags, s.requiredTags)) return mine.count
     const key = `${s.processor}\u0001${tagsKey(s.requiredTags)}`
     let c = this.eligibleCountCache.get(key)
     if (c === undefined) {
@@ -290,6 +307,7 @@ class Planner {
       for (let h = 0; h < this.H; h++) if (this.eligible(h, s)) c++
       this.eligibleCountCache.set(key, c)
     }
+    this.jobEligible.set(s.jobId, { processor: s.processor, tags: s.requiredTags, count: c })
     return c
   }
 
@@ -316,7 +334,7 @@ class Planner {
       // Shares of one job almost always carry the same fields: reuse the job's last key when they
       // match (100,000 fresh strings a cycle are most of the garbage a large view makes).
       const last = this.jobClass.get(s.jobId)
-      if (last && last.processor === s.processor && last.tags === s.requiredTags && last.memoryBytes === s.memoryBytes && last.spread === s.spread) k = last.key
+      if (last && last.processor === s.processor && sameTags(last.tags, s.requiredTags) && last.memoryBytes === s.memoryBytes && last.spread === s.spread) k = last.key
       else {
         k = `${s.processor}\u0001${tagsKey(s.requiredTags)}\u0001${s.memoryBytes ?? 0}${s.spread ? `\u0001${s.jobId}` : ''}`
         this.jobClass.set(s.jobId, { processor: s.processor, tags: s.requiredTags, memoryBytes: s.memoryBytes, spread: s.spread, key: k })
