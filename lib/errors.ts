@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   E_NO_SUCH_HOST: false,
   /** A migration was refused (target not eligible or full, share not running, already moving). */
   E_MIGRATION_REFUSED: false,
+  /** The metrics endpoint could not listen (port taken, not allowed). */
+  E_METRICS_PORT: false,
   /** A persistence operation against JetStream failed. */
   E_STORE: true,
   /** A bug: something that should not happen did. */

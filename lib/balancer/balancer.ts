@@ -44,6 +44,8 @@ import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { buildClusterView, type LiveShare } from './core/snapshot.ts'
 import { splitRange } from './core/split-range.ts'
 import { learnStunCost } from './core/stun-model.ts'
+import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
+import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { Store, type JobRecord, type ShareRecord } from './store.ts'
 import { hostSummary, jobSummary } from './summaries.ts'
 
@@ -107,6 +109,9 @@ export class Balancer {
   private passing = false
   private passWanted: 'kick' | 'interval' | null = null
   private stopped = false
+  /** Prometheus metrics; served over HTTP when `balancer.metricsPort` is set. */
+  readonly metrics: BalancerMetrics
+  private metricsServer: MetricsServer | undefined
 
   private constructor(
     private config: Config,
@@ -119,6 +124,8 @@ export class Balancer {
     this.subjects = new Subjects(config.cluster)
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
     this.membership = new Membership({ suspectAfterMs: config.pool.suspectAfterMs, hostDeadMs: config.pool.hostDeadMs })
+    this.metrics = new BalancerMetrics(() => this.metricsState())
+    this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
   }
 
   static async start(opts: BalancerOptions): Promise<Balancer> {
@@ -127,6 +134,16 @@ export class Balancer {
     const store = await Store.open(nc, new Subjects(opts.config.cluster))
     const b = new Balancer(opts.config, nc, opts.nc === undefined, store, log)
     await b.recover()
+    const port = opts.config.balancer.metricsPort
+    if (port !== undefined) {
+      try {
+        b.metricsServer = await startMetricsServer(b.metrics.registry, port)
+        log.info({ url: b.metricsServer.url }, 'serving metrics')
+      } catch (e) {
+        if (opts.nc === undefined) await nc.drain().catch(() => undefined)
+        throw e
+      }
+    }
     b.listen()
     log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'balancer started')
     return b
@@ -137,11 +154,17 @@ export class Balancer {
     return this.bus.rejects.snapshot()
   }
 
+  /** Where the metrics are served (undefined when `balancer.metricsPort` is unset). */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     for (const t of this.timers) clearInterval(t)
     for (const s of this.subs) s.unsubscribe()
+    await this.metricsServer?.close()
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
     this.log.info('balancer stopped')
   }
@@ -285,6 +308,8 @@ export class Balancer {
       const f: Failover = { shareId: s.shareId, jobId: s.jobId, hostId: s.host, at: Date.now(), checkpointPosition: s.position, lastKnownPosition: lastKnown, unitsRedone: lastKnown - s.position }
       this.failovers.push(f)
       if (this.failovers.length > MIGRATIONS_KEPT) this.failovers.shift()
+      this.metrics.failovers.inc()
+      this.metrics.unitsRedone.inc(Math.max(0, f.unitsRedone))
       this.openFailover.set(s.shareId, f)
     }
     s.status = 'pending'
@@ -320,6 +345,8 @@ export class Balancer {
       s.updatedAt = now
       await this.persistShare(s)
       this.dropState(garbage)
+      this.metrics.checkpoints.inc()
+      this.metrics.checkpointSize.observe(cp.stateBytes)
       return { v: V, t: 'ack' }
     }
     if (r.t === 'done') {
@@ -546,6 +573,7 @@ export class Balancer {
     const t0 = performance.now()
     const plan = decide(view, knobs, now)
     const decideMs = performance.now() - t0
+    this.metrics.decide.observe({ pass: kind }, decideMs / 1000)
     for (const [hostId, speed] of Object.entries(plan.coreSpeeds)) this.coreSpeeds.set(hostId, speed)
     // Balancing moves wait for the interval; everything else fills capacity or is mandatory.
     const actions = kind === 'interval' ? plan.actions : plan.actions.filter((a) => a.kind !== 'migrate' || a.reason !== 'imbalance')
@@ -687,6 +715,8 @@ export class Balancer {
     const record = (ok: boolean, pauseMs: number, bytes: number, error?: unknown): Migration => {
       const m: Migration = { shareId, jobId: job.jobId, fromHost, toHost, reason, epoch: s.epoch, at: Date.now(), ok, stunMs: performance.now() - t0, pauseMs, checkpointBytes: bytes }
       if (error !== undefined) m.error = toWire(error)
+      this.metrics.migrations.inc({ reason, result: ok ? 'ok' : 'failed' })
+      if (ok) this.metrics.stun.observe({ reason }, m.stunMs / 1000)
       this.migrations.push(m)
       if (this.migrations.length > MIGRATIONS_KEPT) this.migrations.shift()
       this.log.info({ share: shareId, from: fromHost, to: toHost, reason, ok, stunMs: +m.stunMs.toFixed(2), pauseMs: +pauseMs.toFixed(2), bytes }, ok ? 'share migrated' : 'migration failed')
@@ -763,6 +793,7 @@ export class Balancer {
       if (s.to <= mid) return null
       const tail = await this.addTail(s, mid, end, `split for ${toHost}`)
       this.splits++
+      this.metrics.splits.inc()
       release()
       await this.assign(tail.shareId, toHost)
       return { tailShareId: tail.shareId, keptTo: mid, tail: [mid, end] }
@@ -868,6 +899,7 @@ export class Balancer {
     if ('result' in how) job.result = how.result
     if (how.error) job.error = how.error
     if (state === 'cancelled') job.error = toWire(new ShoalError('E_CANCELLED', `job ${job.jobId} was cancelled`))
+    this.metrics.jobDuration.observe({ state }, Math.max(0, job.finishedAt - job.submittedAt) / 1000)
     await this.persistJob(job)
     if (state !== 'completed') {
       for (const s of this.sharesByJob.get(job.jobId) ?? []) {
@@ -883,6 +915,54 @@ export class Balancer {
       }
     }
     this.publishJob(job)
+  }
+
+  /** What the metrics' state gauges show, read at scrape time (one pass over the records). */
+  private metricsState(): BalancerState {
+    const running = new Map<string, number>()
+    const sharesByState: Record<string, number> = {}
+    for (const s of this.shares.values()) {
+      sharesByState[s.status] = (sharesByState[s.status] ?? 0) + 1
+      if (s.status === 'running' && s.host) running.set(s.host, (running.get(s.host) ?? 0) + 1)
+    }
+    const hostsByState: Record<string, number> = {}
+    const hosts: BalancerState['hosts'] = []
+    for (const h of this.membership.all()) {
+      hostsByState[h.state] = (hostsByState[h.state] ?? 0) + 1
+      if (h.state !== 'alive' && h.state !== 'suspect') continue
+      const slots = h.heartbeat.capacity.slots
+      hosts.push({ hostId: h.hostId, slots, freeSlots: Math.max(0, slots - (running.get(h.hostId) ?? 0) - (this.incoming.get(h.hostId) ?? 0)), cores: h.heartbeat.capacity.cores, draining: this.draining.has(h.hostId) })
+    }
+    const jobsByState: Record<string, number> = {}
+    const jobProgress: BalancerState['jobProgress'] = []
+    const now = Date.now()
+    for (const j of this.jobs.values()) {
+      jobsByState[j.state] = (jobsByState[j.state] ?? 0) + 1
+      if (isFinal(j.state)) continue
+      const sum = this.summary(j, now, false)
+      jobProgress.push({ jobId: j.jobId, unitsDone: sum.unitsDone, unitsTotal: sum.unitsTotal })
+    }
+    const b = this.config.balancer
+    const settings = {
+      'balancer.migrationThreshold': b.migrationThreshold,
+      'balancer.intervalMs': b.intervalMs,
+      'balancer.minResidencyMs': b.minResidencyMs,
+      'balancer.maxMovesPerCycle': b.maxMovesPerCycle,
+      'balancer.maxConcurrentMigrationsPerHost': b.maxConcurrentMigrationsPerHost,
+      'balancer.splitMinUnits': b.splitMinUnits,
+    }
+    const st: BalancerState = { hostsByState, hosts, sharesByState, jobsByState, jobProgress, settings }
+    const lb = this.lastBalance
+    if (lb) {
+      const loads = Object.values(lb.loads)
+      st.balance = {
+        imbalance: lb.imbalance,
+        toleratedImbalance: lb.toleratedImbalance ?? Number.POSITIVE_INFINITY,
+        meanLoad: loads.length ? loads.reduce((a, x) => a + x, 0) / loads.length : 0,
+        loads: lb.loads,
+      }
+    }
+    return st
   }
 
   // ------------------------------------------------------------------ helpers

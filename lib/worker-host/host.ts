@@ -31,6 +31,8 @@ import {
   type ShareLoad,
 } from '../protocol/messages.ts'
 import { Subjects } from '../protocol/subjects.ts'
+import { HostMetrics } from '../metrics/host-metrics.ts'
+import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
 import { ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
 import { LoadSampler } from './load-sampler.ts'
@@ -63,6 +65,11 @@ export class Host {
   private sub: Subscription | undefined
   private hbTimer: NodeJS.Timeout | undefined
   private stopped = false
+  /** Prometheus metrics; served over HTTP when `host.metricsPort` is set. */
+  readonly metrics: HostMetrics
+  private metricsServer: MetricsServer | undefined
+  /** Units done each running share had when last counted into the metrics. */
+  private readonly unitsCounted = new Map<string, number>()
 
   private constructor(
     private readonly config: Config,
@@ -79,6 +86,11 @@ export class Host {
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
     // Sampled at heartbeat pace, so a background CPU hog shows in the next heartbeats.
     this.sampler = new LoadSampler(config.pool.heartbeatMs)
+    this.metrics = new HostMetrics(this.hostId, () => {
+      const load = this.sampler.current()
+      return { slots: this.slots, sharesRunning: this.running.size, cpuMachine: load.cpuMachine, cpuShoal: load.cpuShoal }
+    })
+    this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
   }
 
   static async start(opts: HostOptions): Promise<Host> {
@@ -100,6 +112,17 @@ export class Host {
       throw e
     }
     const host = new Host(cfg, nc, opts.nc === undefined, registry, runner, log)
+    if (cfg.host.metricsPort !== undefined) {
+      try {
+        host.metricsServer = await startMetricsServer(host.metrics.registry, cfg.host.metricsPort)
+        host.log.info({ url: host.metricsServer.url }, 'serving metrics')
+      } catch (e) {
+        await runner.close()
+        if (opts.nc === undefined) await nc.drain().catch(() => undefined)
+        throw e
+      }
+    }
+    void host.countReconnects()
     host.listen()
     host.log.info({ slots, processors: registry.names(), tags: cfg.host.tags }, 'host started')
     return host
@@ -120,8 +143,30 @@ export class Host {
     }
     await Promise.all([...this.running.values()].map((r) => r.drop().catch(() => undefined)))
     await this.runner.close()
+    await this.metricsServer?.close()
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
     this.log.info('host stopped')
+  }
+
+  /** Counts NATS reconnects into the metrics until the connection closes. */
+  private async countReconnects(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) if (s.type === 'reconnect') this.metrics.reconnects.inc()
+    } catch {
+      /* the connection closed: nothing left to count */
+    }
+  }
+
+  /** Adds the units a share did since it was last counted to the metrics. */
+  private countUnits(shareId: string, unitsDone: number): void {
+    const before = this.unitsCounted.get(shareId)
+    if (before !== undefined && unitsDone > before) this.metrics.unitsProcessed.inc(unitsDone - before)
+    this.unitsCounted.set(shareId, Math.max(before ?? unitsDone, unitsDone))
+  }
+
+  /** Where the metrics are served (undefined when `host.metricsPort` is unset). */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url
   }
 
   /** Rejected messages by `subject cause`. */
@@ -141,6 +186,7 @@ export class Host {
     const load = this.sampler.current()
     const shares = [...this.running.values()].map((r) => {
       const p = r.progress()
+      this.countUnits(r.shareId, p.unitsDone)
       const entry: ShareLoad = { shareId: r.shareId, epoch: r.epoch, position: p.position, to: p.to, unitsDone: p.unitsDone, unitsPerSec: p.unitsPerSec }
       // Left out until measured: the balancer must not read a queued share as an idle one.
       if (p.busy !== undefined) entry.busy = p.busy
@@ -274,11 +320,14 @@ export class Host {
       onDone: (d) => {
         if (!isCurrent()) return
         this.running.delete(a.shareId)
+        this.countUnits(a.shareId, d.unitsDone)
+        this.unitsCounted.delete(a.shareId)
         this.report(a.shareId, { v: V, t: 'done', hostId: this.hostId, shareId: d.shareId, epoch: d.epoch, to: d.to, result: d.result, unitsDone: d.unitsDone, elapsedMs: d.elapsedMs }, true)
       },
       onFailed: (f) => {
         if (!isCurrent()) return
         this.running.delete(a.shareId)
+        this.unitsCounted.delete(a.shareId)
         const msg: Report = { v: V, t: 'failed', hostId: this.hostId, shareId: f.shareId, epoch: f.epoch, error: f.error }
         this.log.warn({ share: f.shareId, error: f.error.message }, 'share failed')
         const cp = f.checkpoint
@@ -286,6 +335,7 @@ export class Host {
       },
     })
     this.running.set(a.shareId, run)
+    this.unitsCounted.set(a.shareId, a.unitsDone)
     this.log.info({ share: a.shareId, epoch: a.epoch, from: a.position, to: a.to }, 'share started')
   }
 
@@ -316,7 +366,9 @@ export class Host {
     let wait = 100
     for (;;) {
       try {
+        const t0 = performance.now()
         const reply = await this.bus.request(this.subjects.report(), msg, reportReplySchema, REPORT_TIMEOUT_MS)
+        if (msg.t === 'checkpoint' && reply.t === 'ack') this.metrics.checkpointLatency.observe((performance.now() - t0) / 1000)
         if (reply.t === 'nack') this.onNack(shareId, msg, reply.error.message)
         return
       } catch (e) {

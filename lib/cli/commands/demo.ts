@@ -2,9 +2,11 @@
  * `shoal demo`: the whole product on one machine in a few seconds. Starts its own nats-server
  * (JetStream, free port, temporary store), a balancer, and N host processes; runs count-primes
  * over [0, 10⁷); shows where the shares ran; checks the result (664,579); stops everything.
+ * The balancer and every host serve Prometheus metrics on free ports while it runs.
  */
 
 import type { ChildProcess } from 'node:child_process'
+import net from 'node:net'
 import { Command } from 'commander'
 import { Balancer } from '../../balancer/balancer.ts'
 import { loadConfig } from '../../config/mod.ts'
@@ -46,13 +48,17 @@ export function demoCommand(): Command {
         nats = await startNatsServer()
         say(`nats-server listening on ${nats.url} (JetStream store ${nats.storeDir})`)
         const cluster = `demo${process.pid}`
-        const config = loadConfig({ overrides: { cluster, nats: { url: nats.url }, log: { level: 'warn' } } as never })
+        const config = loadConfig({ overrides: { cluster, nats: { url: nats.url }, log: { level: 'warn' }, balancer: { metricsPort: 0 } } as never })
         balancer = await Balancer.start({ config, logger: createLogger('shoal-balancer', 'warn') })
         const env = { ...process.env, SHOAL_CLUSTER: cluster, SHOAL_NATS_URL: nats.url, SHOAL_LOG_LEVEL: 'warn' }
+        const hostPorts: number[] = []
         for (let i = 1; i <= hostCount; i++) {
-          const child = spawnShoal(['host', '--id', `demo-h${i}`], { env, stdio: ['ignore', 'ignore', 'inherit'] })
+          const port = await freePort()
+          hostPorts.push(port)
+          const child = spawnShoal(['host', '--id', `demo-h${i}`, '--metrics-port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] })
           children.push(child)
         }
+        say(`metrics: balancer ${balancer.metricsUrl}, hosts ${hostPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join(', ')}`)
         client = await ShoalClient.connect({ servers: nats.url, cluster })
         const hosts = await waitForHosts(client, hostCount, 20_000)
         say(`started a balancer and ${hosts.length} hosts: ${hosts.map((h) => `${h.hostId} (${h.capacity.slots} slots)`).join(', ')}`)
@@ -90,6 +96,18 @@ export function demoCommand(): Command {
         await nats?.stop()
       }
     })
+}
+
+/** A TCP port free right now (the host binds it a moment later; a clash fails that host loudly). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port
+      srv.close(() => resolve(port))
+    })
+  })
 }
 
 async function waitForHosts(client: ShoalClient, n: number, timeoutMs: number) {

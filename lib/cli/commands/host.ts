@@ -10,6 +10,7 @@ interface HostFlags extends CommonOptions {
   slots?: string
   tags?: string
   processor?: string[]
+  metricsPort?: string
 }
 
 export function hostCommand(): Command {
@@ -19,12 +20,14 @@ export function hostCommand(): Command {
     .option('--slots <n>', 'worker slots, shares run at once (default: number of cores)')
     .option('--tags <k=v,...>', 'tags jobs can require, e.g. zone=a,gpu=no')
     .option('--processor <module>', 'extra processor module to register (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port at /metrics (0: any free port; default: host.metricsPort, else off)')
     .action(async (o: HostFlags) => {
       const host: Record<string, unknown> = {}
       if (o.id !== undefined) host.id = o.id
       if (o.slots !== undefined) host.slots = parseIntArg('--slots', o.slots)
       if (o.tags !== undefined) host.tags = parseTags(o.tags)
       if (o.processor !== undefined) host.processors = o.processor
+      if (o.metricsPort !== undefined) host.metricsPort = parseIntArg('--metrics-port', o.metricsPort, 0)
       const h = await Host.start({ config: configFrom(o, Object.keys(host).length ? { host } : {}) })
       stopOnSignals(() => h.stop())
     })

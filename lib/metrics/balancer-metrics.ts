@@ -1,0 +1,121 @@
+/**
+ * The balancer's Prometheus metrics (`shoal_` prefix, base units: seconds, bytes), in a registry of
+ * its own (never prom-client's global one). Events (a migration, a split, a failover, a checkpoint,
+ * a finished job, a decision pass, a rejected message) are counted as they happen; the state gauges
+ * (hosts, loads, imbalance, shares, jobs, settings) are read from the balancer at scrape time, so a
+ * scrape shows the state as it is, not as it was at the last event. The names and labels are the
+ * contract in grafana/METRICS.md, which the dashboards are checked against.
+ *
+ * Must never import NATS or the balancer itself: the balancer hands in a `StateSource`.
+ */
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+/** What the state gauges show, read at scrape time. */
+export interface BalancerState {
+  hostsByState: Record<string, number>
+  hosts: Array<{ hostId: string; slots: number; freeSlots: number; cores: number; draining: boolean }>
+  /** From the last interval pass (absent before the first). */
+  balance?: { imbalance: number; toleratedImbalance: number; meanLoad: number; loads: Record<string, number> }
+  sharesByState: Record<string, number>
+  jobsByState: Record<string, number>
+  /** Unfinished jobs: units done and total. */
+  jobProgress: Array<{ jobId: string; unitsDone: number; unitsTotal: number }>
+  /** Live balancing settings, by config key. */
+  settings: Record<string, number>
+}
+
+export type StateSource = () => BalancerState
+
+const SHARE_STATES = ['pending', 'running', 'done', 'failed', 'cancelled']
+const JOB_STATES = ['waiting', 'running', 'completed', 'failed', 'cancelled']
+const HOST_STATES = ['alive', 'suspect', 'dead', 'left']
+/** Stun from a millisecond to a few seconds (1 MiB checkpoints take ≈ 50 ms here). */
+const STUN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+const DECIDE_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+const SIZE_BUCKETS = [64, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024]
+const JOB_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600]
+/** State gauges are recomputed at most this often within one scrape's collect calls. */
+const REFRESH_MS = 50
+
+export class BalancerMetrics {
+  readonly registry = new Registry()
+  readonly migrations: Counter<'reason' | 'result'>
+  readonly stun: Histogram<'reason'>
+  readonly splits: Counter
+  readonly failovers: Counter
+  readonly unitsRedone: Counter
+  readonly checkpoints: Counter
+  readonly checkpointSize: Histogram
+  readonly jobDuration: Histogram<'state'>
+  readonly decide: Histogram<'pass'>
+  readonly rejected: Counter<'subject' | 'cause'>
+  /** The state gauges, by short name. */
+  private readonly g: Record<string, Gauge<string>>
+  private lastRefresh = 0
+
+  constructor(private readonly source: StateSource) {
+    const r = [this.registry]
+    const refresh = () => this.refresh()
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Gauge<L>({ name, help, labelNames, registers: r, collect: refresh })
+
+    this.g = {
+      hosts: gauge('shoal_hosts', 'Hosts in the pool by membership state.', ['state']),
+      slots: gauge('shoal_host_slots', 'Worker slots a host advertises.', ['host']),
+      freeSlots: gauge('shoal_host_free_slots', 'Slots of a host not running a share (as the balancer accounts them).', ['host']),
+      cores: gauge('shoal_host_cores', 'CPU cores a host advertises (its affinity set).', ['host']),
+      load: gauge('shoal_host_normalised_load', 'Demand of a host (its shares plus load not from Shoal) over its cores; 1 = full.', ['host']),
+      draining: gauge('shoal_host_draining', '1 when a host is in maintenance mode.', ['host']),
+      imbalance: gauge('shoal_cluster_imbalance', 'Standard deviation of the hosts\' normalised loads at the last balancing pass.'),
+      tolerated: gauge('shoal_cluster_tolerated_imbalance', 'Imbalance the migration threshold tolerates (+Inf at threshold 1).'),
+      meanLoad: gauge('shoal_cluster_mean_load', 'Mean normalised load of the hosts at the last balancing pass.'),
+      settings: gauge('shoal_balancer_setting', 'Balancing settings in force, by config key.', ['key']),
+      shares: gauge('shoal_shares', 'Shares of unfinished and recent jobs by state.', ['state']),
+      jobs: gauge('shoal_jobs', 'Jobs by state.', ['state']),
+      unitsDone: gauge('shoal_job_units_done', 'Units done of an unfinished job.', ['job']),
+      unitsTotal: gauge('shoal_job_units_total', 'Units of an unfinished job.', ['job']),
+    }
+    this.migrations = new Counter({ name: 'shoal_migrations_total', help: 'Live migrations by reason and result.', labelNames: ['reason', 'result'], registers: r })
+    this.stun = new Histogram({ name: 'shoal_migration_stun_seconds', help: 'Stun of a live migration: pause requested → resumed on the target.', labelNames: ['reason'], buckets: STUN_BUCKETS, registers: r })
+    this.splits = new Counter({ name: 'shoal_splits_total', help: 'Dynamic splits: running shares whose tail went to an idle slot.', registers: r })
+    this.failovers = new Counter({ name: 'shoal_failovers_total', help: 'Shares re-dispatched from a lost host.', registers: r })
+    this.unitsRedone = new Counter({ name: 'shoal_failover_units_redone_total', help: 'Units a lost host had done past its last checkpoint (done again).', registers: r })
+    this.checkpoints = new Counter({ name: 'shoal_checkpoints_total', help: 'Checkpoints stored durably.', registers: r })
+    this.checkpointSize = new Histogram({ name: 'shoal_checkpoint_size_bytes', help: 'Encoded size of stored checkpoint states.', buckets: SIZE_BUCKETS, registers: r })
+    this.jobDuration = new Histogram({ name: 'shoal_job_duration_seconds', help: 'Submit → end of finished jobs, by final state.', labelNames: ['state'], buckets: JOB_BUCKETS, registers: r })
+    this.decide = new Histogram({ name: 'shoal_decide_duration_seconds', help: 'Time of one pure balancing decision, by pass (interval or kick).', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
+    this.rejected = new Counter({ name: 'shoal_messages_rejected_total', help: 'Messages counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
+    // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
+    for (const reason of ['imbalance', 'drain', 'constraint', 'manual', 'retry']) for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
+  }
+
+  /** Recomputes the state gauges (once per scrape: every gauge's collect calls this). */
+  private refresh(): void {
+    const now = Date.now()
+    if (now - this.lastRefresh < REFRESH_MS) return
+    this.lastRefresh = now
+    const st = this.source()
+    const g = this.g
+    for (const m of Object.values(g)) m.reset()
+    for (const s of HOST_STATES) g.hosts!.set({ state: s }, st.hostsByState[s] ?? 0)
+    for (const h of st.hosts) {
+      g.slots!.set({ host: h.hostId }, h.slots)
+      g.freeSlots!.set({ host: h.hostId }, h.freeSlots)
+      g.cores!.set({ host: h.hostId }, h.cores)
+      g.draining!.set({ host: h.hostId }, h.draining ? 1 : 0)
+    }
+    if (st.balance) {
+      for (const [host, l] of Object.entries(st.balance.loads)) g.load!.set({ host }, l)
+      g.imbalance!.set(st.balance.imbalance)
+      g.tolerated!.set(st.balance.toleratedImbalance)
+      g.meanLoad!.set(st.balance.meanLoad)
+    }
+    for (const [key, v] of Object.entries(st.settings)) g.settings!.set({ key }, v)
+    for (const s of SHARE_STATES) g.shares!.set({ state: s }, st.sharesByState[s] ?? 0)
+    for (const s of JOB_STATES) g.jobs!.set({ state: s }, st.jobsByState[s] ?? 0)
+    for (const j of st.jobProgress) {
+      g.unitsDone!.set({ job: j.jobId }, j.unitsDone)
+      g.unitsTotal!.set({ job: j.jobId }, j.unitsTotal)
+    }
+  }
+}
