@@ -10,6 +10,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { moveReasonSchema } from '../protocol/messages.ts'
 
 /** What the state gauges show, read at scrape time. */
 export interface BalancerState {
@@ -72,8 +73,9 @@ export class BalancerMetrics {
       settings: gauge('shoal_balancer_setting', 'Balancing settings in force, by config key.', ['key']),
       shares: gauge('shoal_shares', 'Shares of unfinished and recent jobs by state.', ['state']),
       jobs: gauge('shoal_jobs', 'Jobs by state.', ['state']),
-      unitsDone: gauge('shoal_job_units_done', 'Units done of an unfinished job.', ['job']),
-      unitsTotal: gauge('shoal_job_units_total', 'Units of an unfinished job.', ['job']),
+      // `job_id`, not `job`: Prometheus owns the `job` label (the scrape job) and would rename ours.
+      unitsDone: gauge('shoal_job_units_done', 'Units done of an unfinished job.', ['job_id']),
+      unitsTotal: gauge('shoal_job_units_total', 'Units of an unfinished job.', ['job_id']),
     }
     this.migrations = new Counter({ name: 'shoal_migrations_total', help: 'Live migrations by reason and result.', labelNames: ['reason', 'result'], registers: r })
     this.stun = new Histogram({ name: 'shoal_migration_stun_seconds', help: 'Stun of a live migration: pause requested → resumed on the target.', labelNames: ['reason'], buckets: STUN_BUCKETS, registers: r })
@@ -86,7 +88,7 @@ export class BalancerMetrics {
     this.decide = new Histogram({ name: 'shoal_decide_duration_seconds', help: 'Time of one pure balancing decision, by pass (interval or kick).', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
     this.rejected = new Counter({ name: 'shoal_messages_rejected_total', help: 'Messages counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
     // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
-    for (const reason of ['imbalance', 'drain', 'constraint', 'manual', 'retry']) for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
+    for (const reason of moveReasonSchema.options) for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
   }
 
   /** Recomputes the state gauges (once per scrape: every gauge's collect calls this). */
@@ -114,8 +116,8 @@ export class BalancerMetrics {
     for (const s of SHARE_STATES) g.shares!.set({ state: s }, st.sharesByState[s] ?? 0)
     for (const s of JOB_STATES) g.jobs!.set({ state: s }, st.jobsByState[s] ?? 0)
     for (const j of st.jobProgress) {
-      g.unitsDone!.set({ job: j.jobId }, j.unitsDone)
-      g.unitsTotal!.set({ job: j.jobId }, j.unitsTotal)
+      g.unitsDone!.set({ job_id: j.jobId }, j.unitsDone)
+      g.unitsTotal!.set({ job_id: j.jobId }, j.unitsTotal)
     }
   }
 }

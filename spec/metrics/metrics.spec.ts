@@ -72,12 +72,12 @@ describe('metrics', function () {
       expect(value(text, 'shoal_host_normalised_load{host="a"}')).to.equal(0.75)
       expect(value(text, 'shoal_cluster_tolerated_imbalance')).to.equal(Number.POSITIVE_INFINITY)
       expect(value(text, 'shoal_shares{state="pending"}')).to.equal(0)
-      expect(value(text, 'shoal_job_units_done{job="j1"}')).to.equal(30)
+      expect(value(text, 'shoal_job_units_done{job_id="j1"}')).to.equal(30)
       expect(value(text, 'shoal_balancer_setting{key="balancer.migrationThreshold"}')).to.equal(3)
       // A job that finished disappears from the per-job gauges at the next scrape.
       st = state({ jobProgress: [] })
       await new Promise((r) => setTimeout(r, 60))
-      expect(value(await m.registry.metrics(), 'shoal_job_units_done{job="j1"}')).to.equal(undefined)
+      expect(value(await m.registry.metrics(), 'shoal_job_units_done{job_id="j1"}')).to.equal(undefined)
     })
 
     it('counts migrations by reason and result, with stun in seconds, from zero for every reason', async () => {
