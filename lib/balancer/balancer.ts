@@ -13,7 +13,7 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Subscription } from '@nats-io/transport-node'
 import { ShoalError, toWire, type WireError as WireErrorT } from '../errors.ts'
-import type { Config } from '../config/mod.ts'
+import { setConfigValue, type Config } from '../config/mod.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { connectNats } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
@@ -46,6 +46,7 @@ import { splitRange } from './core/split-range.ts'
 import { learnStunCost } from './core/stun-model.ts'
 import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
+import { diffConfig, isLiveKey, LIVE_KEYS, liveSettings, watchConfigFile, type SettingChange } from './live-settings.ts'
 import { Store, type JobRecord, type ShareRecord } from './store.ts'
 import { hostSummary, jobSummary } from './summaries.ts'
 
@@ -54,6 +55,12 @@ export interface BalancerOptions {
   logger?: Logger
   /** An existing connection (tests); otherwise one is opened from config.nats. */
   nc?: NatsConnection
+  /**
+   * The config file to watch: when it changes, `reloadConfig` reads the whole config again and
+   * the balancing settings (`LIVE_KEYS`) take effect without a restart.
+   */
+  configFile?: string
+  reloadConfig?: () => Config
 }
 
 const COMMAND_TIMEOUT_MS = 5_000
@@ -105,6 +112,9 @@ export class Balancer {
   /** Why a share is pending again (host-lost, retry, ...), carried into the placement log. */
   private readonly pendingReason = new Map<string, MoveReason>()
   private readonly timers: NodeJS.Timeout[] = []
+  /** The balancing-pass timer, restarted when `balancer.intervalMs` changes. */
+  private cycleTimer: NodeJS.Timeout | undefined
+  private unwatchConfig: (() => void) | undefined
   /** A policy pass is running; `passWanted` says whether another (and which) must follow it. */
   private passing = false
   private passWanted: 'kick' | 'interval' | null = null
@@ -145,6 +155,7 @@ export class Balancer {
       }
     }
     b.listen()
+    b.watchConfig(opts.configFile, opts.reloadConfig)
     log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'balancer started')
     return b
   }
@@ -163,6 +174,8 @@ export class Balancer {
     if (this.stopped) return
     this.stopped = true
     for (const t of this.timers) clearInterval(t)
+    if (this.cycleTimer) clearInterval(this.cycleTimer)
+    this.unwatchConfig?.()
     for (const s of this.subs) s.unsubscribe()
     await this.metricsServer?.close()
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
@@ -212,8 +225,37 @@ export class Balancer {
     this.timers.push(
       setInterval(() => this.tick(), tickMs),
       setInterval(() => this.publishProgress(), PROGRESS_EVERY_MS),
-      setInterval(() => this.cycle(), this.config.balancer.intervalMs),
     )
+    this.cycleTimer = setInterval(() => this.cycle(), this.config.balancer.intervalMs)
+  }
+
+  /** Watches the config file, if there is one, for live changes of the balancing settings. */
+  private watchConfig(file: string | undefined, reload: (() => Config) | undefined): void {
+    if (!file || !reload) return
+    this.unwatchConfig = watchConfigFile(
+      file,
+      reload,
+      (next) => this.applySettings(next, `config file ${file}`),
+      (e) => this.log.error({ file, err: e.message }, 'config file change refused: the settings in force are kept'),
+    )
+  }
+
+  /**
+   * Takes the balancing settings of `next` (validated already); logs each change with its old and
+   * new value. Keys that need a restart are named and left as they are. Returns the live changes.
+   */
+  private applySettings(next: Config, source: string): SettingChange[] {
+    const { live, restartOnly } = diffConfig(this.config, next)
+    if (restartOnly.length) this.log.warn({ source, keys: restartOnly }, `changed, but take effect only after a restart: ${restartOnly.join(', ')}`)
+    if (!live.length) return []
+    const intervalBefore = this.config.balancer.intervalMs
+    this.config = { ...this.config, balancer: { ...next.balancer, metricsPort: this.config.balancer.metricsPort } }
+    for (const c of live) this.log.info({ key: c.key, from: c.from, to: c.to, source }, `setting ${c.key} changed from ${c.from} to ${c.to}`)
+    if (this.config.balancer.intervalMs !== intervalBefore && this.cycleTimer && !this.stopped) {
+      clearInterval(this.cycleTimer)
+      this.cycleTimer = setInterval(() => this.cycle(), this.config.balancer.intervalMs)
+    }
+    return live
   }
 
   // ------------------------------------------------------------------ pool
@@ -443,6 +485,16 @@ export class Balancer {
       case 'drain':
         await this.setDraining(r.hostId, r.drain)
         return { v: V, t: 'ok' }
+      case 'config': {
+        if (r.key === undefined) return { v: V, t: 'config', settings: liveSettings(this.config) }
+        if (!isLiveKey(r.key)) {
+          throw new ShoalError('E_CONFIG', `${r.key} cannot change on a running balancer; restart it with the new value (these change live: ${LIVE_KEYS.join(', ')})`)
+        }
+        if (r.value === undefined) throw new ShoalError('E_CONFIG', `${r.key}: no value given`)
+        // Validated exactly like start-up config: a bad value throws E_CONFIG naming the key, and nothing changes.
+        const [changed] = this.applySettings(setConfigValue(this.config, r.key, r.value), 'shoal config set')
+        return { v: V, t: 'config', settings: liveSettings(this.config), ...(changed ? { changed } : {}) }
+      }
     }
   }
 

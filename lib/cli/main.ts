@@ -12,6 +12,7 @@ import { submitCommand } from './commands/submit.ts'
 import { statusCommand } from './commands/status.ts'
 import { demoCommand } from './commands/demo.ts'
 import { drainCommand, migrateCommand } from './commands/migrate.ts'
+import { configCommand } from './commands/config.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -25,6 +26,7 @@ export function buildCli(): Command {
     .addCommand(migrateCommand())
     .addCommand(drainCommand(true))
     .addCommand(drainCommand(false))
+    .addCommand(configCommand())
     .addCommand(demoCommand())
 }
 

@@ -198,6 +198,11 @@ export const apiRequestSchema = z.discriminatedUnion('t', [
   z.object({ v, t: z.literal('migrate'), shareId, toHost: id }),
   /** Maintenance mode on (`drain: true`: migrate every share away, place nothing new) or off. */
   z.object({ v, t: z.literal('drain'), hostId: id, drain: z.boolean() }),
+  /**
+   * Read the live balancing settings, or change one (`key` and `value`, parsed like its environment
+   * variable) on the running balancer: validated like start-up config, refused with the key named.
+   */
+  z.object({ v, t: z.literal('config'), key: z.string().min(1).max(200).optional(), value: z.string().max(10_000).optional() }),
 ])
 export type ApiRequest = z.infer<typeof apiRequestSchema>
 
@@ -334,6 +339,14 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     balance: balanceSummarySchema.optional(),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
+  z.object({
+    v,
+    t: z.literal('config'),
+    /** The balancing settings in force after the request, by config key. */
+    settings: z.record(z.string(), z.number()),
+    /** The change the request made (absent for a read, or when the value was already in force). */
+    changed: z.object({ key: z.string(), from: z.number().nullable(), to: z.number().nullable() }).optional(),
+  }),
   z.object({ v, t: z.literal('err'), error: wireErrorSchema }),
 ])
 export type ApiReply = z.infer<typeof apiReplySchema>

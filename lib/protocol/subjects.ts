@@ -8,7 +8,7 @@
  *   shoal.<cluster>.pool.>                balancer: subscription to both of the above
  *   shoal.<cluster>.host.<hostId>.cmd     balancer → host: assign | pause | split | drop | merge | validate (request/reply)
  *   shoal.<cluster>.bal.report            host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
- *   shoal.<cluster>.api.<op>              SDK/CLI → balancer: submit | cancel | job | status | migrate | drain (request/reply)
+ *   shoal.<cluster>.api.<op>              SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)
  *   shoal.<cluster>.job.<jobId>.ev        balancer → SDK: job events (publish)
  *
  * The cluster token lets two Shoal clusters share one NATS account without seeing each other.
@@ -33,7 +33,7 @@ function token(kind: string, s: string): string {
   return s
 }
 
-export type ApiOp = 'submit' | 'cancel' | 'job' | 'status' | 'migrate' | 'drain'
+export type ApiOp = 'submit' | 'cancel' | 'job' | 'status' | 'migrate' | 'drain' | 'config'
 
 /** Subject builders for one cluster. */
 export class Subjects {

@@ -191,6 +191,25 @@ export class ShoalClient {
     await this.api('drain', { v: V, t: 'drain', hostId, drain })
   }
 
+  /** The balancing settings in force on the running balancer, by config key. */
+  async settings(): Promise<Record<string, number>> {
+    const r = await this.api('config', { v: V, t: 'config' })
+    if (r.t !== 'config') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to config`)
+    return r.settings
+  }
+
+  /**
+   * Changes one balancing setting on the running balancer, without a restart: `value` is parsed
+   * like the key's SHOAL_ environment variable and validated like start-up config. Rejects with
+   * `E_CONFIG` naming the key when the value is refused (the old one stays) or the key cannot
+   * change live. Resolves with the settings in force and the change made, if any.
+   */
+  async setSetting(key: string, value: string): Promise<{ settings: Record<string, number>; changed?: { key: string; from: number | null; to: number | null } }> {
+    const r = await this.api('config', { v: V, t: 'config', key, value })
+    if (r.t !== 'config') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to config`)
+    return r.changed ? { settings: r.settings, changed: r.changed } : { settings: r.settings }
+  }
+
   /** Closes the connection (if the client opened it). */
   async close(): Promise<void> {
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined)

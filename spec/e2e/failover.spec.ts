@@ -166,7 +166,10 @@ describe('failover, fencing and recovery with real processes', function () {
     expect(await job.result()).to.equal((600 * 599) / 2)
     const s = (await job.fetch(true)).shares![0]!
     expect(s.hosts.slice(0, 2)).to.deep.equal([src, dst])
-    expect(s.hosts).to.have.length(3)
+    // Re-dispatched off the dead host; under load a slow start there can be re-dispatched once
+    // more (a share missing from its host's heartbeats for 3 s), but never back to the dead host.
+    expect(s.hosts.length).to.be.at.least(3)
+    for (const h of s.hosts.slice(2)) expect(h).to.not.equal(dst)
     const st = await c.client.status()
     expect(st.failovers.some((f) => f.shareId === s.shareId && f.hostId === dst && f.redispatchedAt !== undefined)).to.equal(true)
   })

@@ -234,6 +234,13 @@ const examples: Example[] = [
   { name: 'api request migrate', schema: apiRequestSchema, msg: { v: 1, t: 'migrate', shareId: 'job-1-s3', toHost: 'host-b' } },
   { name: 'api request drain', schema: apiRequestSchema, msg: { v: 1, t: 'drain', hostId: 'host-a', drain: true } },
   { name: 'api reply migration', schema: apiReplySchema, msg: { v: 1, t: 'migration', migration: { ...migration, ok: false, error: wireError } } },
+  { name: 'api request config read', schema: apiRequestSchema, msg: { v: 1, t: 'config' } },
+  { name: 'api request config set', schema: apiRequestSchema, msg: { v: 1, t: 'config', key: 'balancer.migrationThreshold', value: '1' } },
+  {
+    name: 'api reply config',
+    schema: apiReplySchema,
+    msg: { v: 1, t: 'config', settings: { 'balancer.migrationThreshold': 1 }, changed: { key: 'balancer.migrationThreshold', from: 3, to: 1 } },
+  },
   { name: 'api reply ok', schema: apiReplySchema, msg: { v: 1, t: 'ok' } },
   { name: 'api reply job', schema: apiReplySchema, msg: { v: 1, t: 'job', job: jobSummary } },
   {

@@ -15,7 +15,9 @@ export function balancerCommand(): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port at /metrics (0: any free port; default: balancer.metricsPort, else off)')
     .action(async (o: BalancerFlags) => {
       const extra = o.metricsPort !== undefined ? { balancer: { metricsPort: parseIntArg('--metrics-port', o.metricsPort, 0) } } : {}
-      const b = await Balancer.start({ config: configFrom(o, extra) })
+      const configFile = o.config ?? process.env.SHOAL_CONFIG
+      // Editing the config file changes the balancing settings live (the others need a restart).
+      const b = await Balancer.start({ config: configFrom(o, extra), ...(configFile ? { configFile, reloadConfig: () => configFrom(o, extra) } : {}) })
       stopOnSignals(() => b.stop())
     })
 }

@@ -1,33 +1,8 @@
 /** `shoal migrate SHARE --to HOST`, `shoal drain HOST`, `shoal undrain HOST`: operator moves. */
 
 import { Command } from 'commander'
-import { ShoalClient } from '../../sdk/client.ts'
-import { formatDuration, printJson, reportError } from '../output.ts'
-
-interface ClientFlags {
-  json?: boolean
-  nats?: string
-  cluster?: string
-}
-
-function clientOptions(cmd: Command): Command {
-  return cmd
-    .option('--json', 'print one JSON document on stdout')
-    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
-    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
-}
-
-async function withClient(o: ClientFlags, fn: (c: ShoalClient) => Promise<void>): Promise<void> {
-  let client: ShoalClient | undefined
-  try {
-    client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
-    await fn(client)
-  } catch (e) {
-    reportError(e, o.json === true)
-  } finally {
-    await client?.close()
-  }
-}
+import { clientOptions, withClient, type ClientFlags } from '../client-options.ts'
+import { formatDuration, printJson } from '../output.ts'
 
 export function migrateCommand(): Command {
   return clientOptions(new Command('migrate'))
