@@ -20,7 +20,7 @@ describe('the shoal command line', function () {
   it('lists every command in its top-level --help', async () => {
     const r = await shoal(['--help'])
     expect(r.code).to.equal(0)
-    for (const c of ['balancer', 'host', 'submit', 'status', 'demo']) expect(r.stdout).to.include(c)
+    for (const c of ['balancer', 'host', 'submit', 'status', 'migrate', 'drain', 'undrain', 'config', 'demo']) expect(r.stdout).to.include(c)
   })
 
   for (const [cmd, flag] of [
@@ -28,10 +28,16 @@ describe('the shoal command line', function () {
     ['host', '--slots'],
     ['submit', '--wait'],
     ['status', '--json'],
+    ['status', '--watch'],
+    ['balancer', '--metrics-port'],
+    ['host', '--metrics-port'],
+    ['submit', '--spread'],
+    ['config set', '<value>'],
+    ['config get', '--json'],
     ['demo', '--hosts'],
   ] as const) {
     it(`prints help for '${cmd}' naming its ${flag} option`, async () => {
-      const r = await shoal([cmd, '--help'])
+      const r = await shoal([...cmd.split(' '), '--help'])
       expect(r.code).to.equal(0)
       expect(r.stdout).to.include(`Usage: shoal ${cmd}`).and.include(flag)
     })

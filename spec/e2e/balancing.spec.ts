@@ -12,6 +12,7 @@
 import { expect } from 'chai'
 import { useNatsServer } from '../support/nats.ts'
 import { runShoal } from '../support/shoal-cli.ts'
+import { spawnShoal } from '../../lib/cli/spawn.ts'
 import { startCluster, type TestCluster } from '../support/cluster.ts'
 
 /** π(10⁹): long enough (≈ 2 s of CPU per share) for the policy to act while it runs. */
@@ -65,5 +66,15 @@ describe('balancing with real processes', function () {
     expect(text.stdout).to.include('migrationThreshold 3')
     const json = await runShoal(['status', '--json'], c.env)
     expect(JSON.parse(json.stdout).balance.threshold).to.equal(3)
+
+    // --watch redraws until interrupted, then exits 0.
+    const w = spawnShoal(['status', '--watch', '--interval', '200'], { env: c.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    w.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    await c.waitFor(() => (out.match(/^shoal {2}\d\d:\d\d/gm) ?? []).length >= 2, 10_000, 'two frames of status --watch')
+    const exit = new Promise<number | null>((r) => w.once('exit', (code) => r(code)))
+    w.kill('SIGINT')
+    expect(await exit).to.equal(0)
+    expect(out).to.include('HOSTS (2)').and.include('imbalance').and.include('threshold 3').and.include('RECENT MIGRATIONS')
   })
 })

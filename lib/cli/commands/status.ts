@@ -1,11 +1,19 @@
-/** `shoal status`: hosts with capacity and load; jobs and their shares with state and host. */
+/**
+ * `shoal status`: hosts with capacity and load; the balance; jobs and their shares with state and
+ * host. `--watch` redraws a compact live view until interrupted (one JSON document per refresh
+ * with --json).
+ */
 
+import { setTimeout as delay } from 'node:timers/promises'
 import { Command } from 'commander'
 import { ShoalClient, type ClusterStatus } from '../../sdk/client.ts'
-import { formatDuration, printJson, reportError } from '../output.ts'
+import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
+import { renderWatch } from '../watch-view.ts'
 
 interface StatusFlags {
   json?: boolean
+  watch?: boolean
+  interval: string
   nats?: string
   cluster?: string
 }
@@ -13,13 +21,19 @@ interface StatusFlags {
 export function statusCommand(): Command {
   return new Command('status')
     .description('show hosts, jobs and shares')
-    .option('--json', 'print one JSON document on stdout')
+    .option('--json', 'print one JSON document on stdout (with --watch: one per refresh, a line each)')
+    .option('--watch', 'redraw a live view (hosts with load bars, imbalance, jobs, migrations) until Ctrl-C')
+    .option('--interval <ms>', 'refresh period of --watch', '1000')
     .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
     .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
     .action(async (o: StatusFlags) => {
       let client: ShoalClient | undefined
       try {
         client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+        if (o.watch) {
+          await watch(client, parseIntArg('--interval', o.interval, 100), o.json === true)
+          return
+        }
         const st = await client.status()
         if (o.json) printJson(st)
         else process.stdout.write(renderStatus(st))
@@ -82,6 +96,34 @@ export function renderStatus(st: ClusterStatus): string {
     for (const [k, n] of rej) lines.push(`  ${n}  ${k}`)
   }
   return lines.join('\n') + '\n'
+}
+
+/** Redraws until SIGINT/SIGTERM; a failed refresh is shown and retried, not fatal (the balancer may restart). */
+async function watch(client: ShoalClient, everyMs: number, json: boolean): Promise<void> {
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const tty = process.stdout.isTTY === true
+  try {
+    while (!stop.signal.aborted) {
+      const at = new Date()
+      let frame: string
+      try {
+        const st = await client.status()
+        frame = json ? JSON.stringify({ at: at.toISOString(), ...st }) : renderWatch(st, at.getTime())
+      } catch (e) {
+        const why = (e as Error).message
+        frame = json ? JSON.stringify({ at: at.toISOString(), error: why }) : `shoal  ${at.toISOString().slice(11, 23)}   cannot reach the balancer: ${why}`
+      }
+      // On a terminal: home the cursor and clear, so the view redraws in place; on a pipe: frames in sequence.
+      process.stdout.write(json ? `${frame}\n` : tty ? `\x1b[H\x1b[2J${frame}\n` : `${frame}\n\n`)
+      await delay(everyMs, undefined, { signal: stop.signal }).catch(() => undefined)
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
 }
 
 function row(cells: string[]): string {
