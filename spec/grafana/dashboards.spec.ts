@@ -11,13 +11,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import YAML from 'yaml'
+import { allPanels, dashboard, dashboards, files, queries, read, root, variableQuery, type DataSourceRef } from './dashboards.ts'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
 const grafana = path.join(root, 'grafana')
-const read = (rel: string): string => fs.readFileSync(path.join(root, rel), 'utf8')
 
 /** The uid every dashboard must name: provisioning creates the data source under it. */
 const DS_UID = 'shoal-prometheus'
@@ -25,37 +23,6 @@ const DS_UID = 'shoal-prometheus'
 const DASHBOARDS_PATH = '/var/lib/grafana/dashboards'
 const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => fs.existsSync(p))
 const NO_PROMTOOL = 'promtool not found: run `apt-get install prometheus` (it ships promtool) to check this'
-
-interface DataSourceRef { type?: string, uid?: string }
-interface Target { expr?: string, refId?: string, datasource?: DataSourceRef }
-interface Panel {
-  id?: number, type?: string, title?: string, datasource?: DataSourceRef
-  gridPos?: { x: number, y: number, w: number, h: number }, targets?: Target[], panels?: Panel[]
-}
-interface Annotation { name?: string, expr?: string, datasource?: DataSourceRef }
-interface Variable { name?: string, type?: string, query?: string | { query?: string }, datasource?: DataSourceRef }
-interface Dashboard {
-  uid?: string, title?: string, schemaVersion?: number, panels?: Panel[]
-  annotations?: { list?: Annotation[] }, templating?: { list?: Variable[] }
-}
-
-const files = fs.readdirSync(path.join(grafana, 'dashboards')).filter((f) => f.endsWith('.json')).sort()
-const dashboards = new Map(files.map((f) => [f, JSON.parse(read(`grafana/dashboards/${f}`)) as Dashboard]))
-const dashboard = (f: string): Dashboard => dashboards.get(f) ?? {}
-
-/** Panels including those inside rows (a collapsed row keeps its panels in `panels`). */
-const allPanels = (d: Dashboard): Panel[] => (d.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])])
-const variableQuery = (v: Variable): string => (typeof v.query === 'string' ? v.query : v.query?.query ?? '')
-
-/** Every query of a dashboard with where it is, for messages: panel targets, annotations, variables. */
-function queries(d: Dashboard): Array<{ where: string, expr: string, promql: boolean }> {
-  return [
-    ...allPanels(d).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr ?? '', promql: true }))),
-    ...(d.annotations?.list ?? []).filter((a) => a.expr !== undefined).map((a) => ({ where: `annotation "${a.name}"`, expr: a.expr ?? '', promql: true })),
-    // label_values(...) is Grafana's, not PromQL: its metric name is checked, its syntax is not.
-    ...(d.templating?.list ?? []).map((v) => ({ where: `variable ${v.name}`, expr: variableQuery(v), promql: false })),
-  ]
-}
 
 /** The contract: `| \`name\` | type | labels | meaning |` rows of grafana/METRICS.md. */
 const contract = new Map(
