@@ -88,7 +88,11 @@ export class BalancerMetrics {
     this.decide = new Histogram({ name: 'shoal_decide_duration_seconds', help: 'Time of one pure balancing decision, by pass (interval or kick).', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
     this.rejected = new Counter({ name: 'shoal_messages_rejected_total', help: 'Messages counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
     // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
-    for (const reason of moveReasonSchema.options) for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
+    for (const reason of moveReasonSchema.options) {
+      for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
+      this.stun.zero({ reason })
+    }
+    for (const state of ['completed', 'failed', 'cancelled']) this.jobDuration.zero({ state })
   }
 
   /** Recomputes the state gauges (once per scrape: every gauge's collect calls this). */

@@ -7,13 +7,13 @@
 
 import { execFile, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import { BalancerMetrics, type BalancerState } from '../../lib/metrics/balancer-metrics.ts'
 import { HostMetrics } from '../../lib/metrics/host-metrics.ts'
 import { startMetricsServer } from '../../lib/metrics/server.ts'
 import { useNatsServer } from '../support/nats.ts'
+import { freePort } from '../support/prometheus.ts'
 import { startCluster, type TestCluster } from '../support/cluster.ts'
 
 const CONTRACT = fileURLToPath(new URL('../../grafana/METRICS.md', import.meta.url))
@@ -40,17 +40,6 @@ function value(text: string, series: string): number | undefined {
   if (line === undefined) return undefined
   const v = line.slice(series.length + 1)
   return v === '+Inf' ? Number.POSITIVE_INFINITY : v === '-Inf' ? Number.NEGATIVE_INFINITY : Number(v)
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 /** Metric names of the contract table in grafana/METRICS.md. */
