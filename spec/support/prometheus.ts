@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import net from 'node:net'
+import { freePort } from '../../lib/free-port.ts'
 import { tmpdir } from 'node:os'
 import { delimiter, isAbsolute, join } from 'node:path'
 
@@ -34,18 +34,6 @@ export function findPrometheus(): string | undefined {
     }
   }
   return undefined
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked: a parallel process may take it before use). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 export interface PrometheusOptions {
@@ -203,3 +191,5 @@ async function run(bin: string, args: string[], port: number, dir: string, start
     },
   }
 }
+
+export { freePort }

@@ -6,7 +6,6 @@
  */
 
 import type { ChildProcess } from 'node:child_process'
-import net from 'node:net'
 import { Command } from 'commander'
 import { Balancer } from '../../balancer/balancer.ts'
 import { loadConfig } from '../../config/mod.ts'
@@ -14,6 +13,7 @@ import { ShoalError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
 import { startNatsServer, type RunningNatsServer } from '../../nats-server/launcher.ts'
 import { ShoalClient } from '../../sdk/client.ts'
+import { freePort } from '../../free-port.ts'
 import { spawnShoal, stopChild } from '../spawn.ts'
 import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
 import { ProgressLine } from '../progress.ts'
@@ -96,18 +96,6 @@ export function demoCommand(): Command {
         await nats?.stop()
       }
     })
-}
-
-/** A TCP port free right now (the host binds it a moment later; a clash fails that host loudly). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 async function waitForHosts(client: ShoalClient, n: number, timeoutMs: number) {
