@@ -707,10 +707,15 @@ export class Balancer {
       failover.redispatchedAt = s.updatedAt
       this.openFailover.delete(shareId)
     }
-    await this.persistShare(s)
-    if (job.state === 'waiting') {
+    // The job turns running together with its first share, before any await: a client must
+    // never read a running share in a job that still says it waits.
+    const started = job.state === 'waiting'
+    if (started) {
       job.state = 'running'
       job.reason = undefined
+    }
+    await this.persistShare(s)
+    if (started) {
       await this.persistJob(job)
       this.publishJob(job)
     }
