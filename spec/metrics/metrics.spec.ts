@@ -65,6 +65,7 @@ describe('metrics', function () {
       expect(value(text, 'shoal_balancer_setting{key="balancer.migrationThreshold"}')).to.equal(3)
       // A job that finished disappears from the per-job gauges at the next scrape.
       st = state({ jobProgress: [] })
+      // The state gauges are recomputed at most every 50 ms (once per scrape): wait that out.
       await new Promise((r) => setTimeout(r, 60))
       expect(value(await m.registry.metrics(), 'shoal_job_units_done{job_id="j1"}')).to.equal(undefined)
     })
