@@ -107,7 +107,7 @@ export class Balancer {
   /** Per-core speeds the policy measured, remembered for hosts that go idle (`HostView.coreSpeed`). */
   private readonly coreSpeeds = new Map<string, number>()
   /** The last interval pass: what `shoal status` shows of the balance. */
-  private lastBalance: BalanceSummary | undefined
+  private lastBalance: Omit<BalanceSummary, 'splitsTotal'> | undefined
   private readonly subs: Subscription[] = []
   /** Why a share is pending again (host-lost, retry, ...), carried into the placement log. */
   private readonly pendingReason = new Map<string, MoveReason>()
@@ -665,21 +665,22 @@ export class Balancer {
     }
   }
 
-  private placementHosts(): PlacementHost[] {
-    return this.membership.alive().map((h) => {
-      const hb = h.heartbeat
-      return {
-        hostId: h.hostId,
-        slots: hb.capacity.slots,
-        freeSlots: hb.capacity.slots - this.runningOn(h.hostId) - (this.incoming.get(h.hostId) ?? 0),
-        cores: hb.capacity.cores,
-        memFreeBytes: hb.load.memFreeBytes,
-        externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
-        tags: hb.tags,
-        processors: new Set(hb.processors),
-        draining: this.draining.has(h.hostId),
-      }
-    })
+  /** One alive host as placement sees it, or undefined (the migration path checks its target with it). */
+  private placementHost(hostId: string): PlacementHost | undefined {
+    const h = this.membership.get(hostId)
+    if (!h || h.state !== 'alive') return undefined
+    const hb = h.heartbeat
+    return {
+      hostId: h.hostId,
+      slots: hb.capacity.slots,
+      freeSlots: hb.capacity.slots - this.runningOn(h.hostId) - (this.incoming.get(h.hostId) ?? 0),
+      cores: hb.capacity.cores,
+      memFreeBytes: hb.load.memFreeBytes,
+      externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
+      tags: hb.tags,
+      processors: new Set(hb.processors),
+      draining: this.draining.has(h.hostId),
+    }
   }
 
   private runningOn(hostId: string): number {
@@ -757,12 +758,12 @@ export class Balancer {
     if (s.status !== 'running' || !s.host || !job) throw refuse(`the share is ${s.status}, not running`)
     if (this.moving.has(shareId)) throw refuse('it is already being moved')
     if (s.host === toHost) throw refuse('it already runs there')
-    const target = this.placementHosts().find((h) => h.hostId === toHost)
+    // Only the target is built: the whole pool would cost a pass over every share per host.
+    const target = this.placementHost(toHost)
     if (!target) throw refuse(`host ${toHost} is not alive in the pool`)
     const probe: PendingShare = { shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare }
-    if (!planPlacement([target], [probe]).placements.length) {
-      throw refuse(planPlacement([target], [probe]).unplaced[0]?.reason ?? 'the host cannot take it')
-    }
+    const fit = planPlacement([target], [probe])
+    if (!fit.placements.length) throw refuse(fit.unplaced[0]?.reason ?? 'the host cannot take it')
 
     const fromHost = s.host
     const epoch = s.epoch
@@ -1095,7 +1096,7 @@ function nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string)
 }
 
 /** What `shoal status` shows of a balancing pass. */
-function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: number): BalanceSummary {
+function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: number): Omit<BalanceSummary, 'splitsTotal'> {
   const count = (kind: Action['kind']) => plan.actions.filter((a) => a.kind === kind).length
   return {
     at,
@@ -1107,7 +1108,6 @@ function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: numb
     reasons: plan.reasons,
     decideMs,
     actions: { place: count('place'), migrate: count('migrate'), split: count('split') },
-    splitsTotal: 0,
   }
 }
 
