@@ -61,11 +61,15 @@ describe('live tuning of the balancing settings', function () {
     const hostOfShare = async () => (await job.fetch(true)).shares![0]!.host
     await cl.waitFor(async () => ((await job.fetch(true)).shares![0]!.unitsDone ?? 0) > 0, 20_000, 'the share running')
     const imbalanceMoves = async () => (await cl.client.status()).migrations.filter((m) => m.reason === 'imbalance' && m.ok).length
+    // Poll slowly: this process floats onto the idle CPU, and its own polling there would read as
+    // load on the very host the share should move to (the policy then rightly refuses the move).
+    const POLL_MS = 250
+    const why = async () => `\n--- balancer reasons when the wait began: ${((await cl.client.status()).balance?.reasons ?? []).join(' | ')}`
 
     // Threshold 3: a hog on the share's CPU makes the balancer move it to the idle host.
     const first = (await hostOfShare())!
     startHog(CPU[first]!)
-    await cl.waitFor(async () => (await imbalanceMoves()) === 1, 10_000, 'the first balancing migration')
+    await cl.waitFor(async () => (await imbalanceMoves()) === 1, 20_000, `the first balancing migration${await why()}`, POLL_MS)
     const second = (await hostOfShare())!
     expect(second).to.not.equal(first)
 
@@ -78,7 +82,7 @@ describe('live tuning of the balancing settings', function () {
     const until = Date.now() + 4_000 // four balancing intervals
     while (Date.now() < until) {
       expect(await imbalanceMoves(), 'a balancing migration at threshold 1').to.equal(1)
-      await new Promise((r) => setTimeout(r, 100))
+      await new Promise((r) => setTimeout(r, POLL_MS))
     }
     expect(await hostOfShare()).to.equal(second)
 
@@ -95,7 +99,7 @@ describe('live tuning of the balancing settings', function () {
     const set = await runShoal(['config', 'set', 'balancer.migrationThreshold', '3'], cl.env)
     expect(set.code, set.stderr).to.equal(0)
     expect(set.stdout).to.include('balancer.migrationThreshold: 1 → 3')
-    await cl.waitFor(async () => (await imbalanceMoves()) === 2, 10_000, 'a balancing migration after the threshold went back to 3')
+    await cl.waitFor(async () => (await imbalanceMoves()) === 2, 20_000, `a balancing migration after the threshold went back to 3${await why()}`, POLL_MS)
     expect(await hostOfShare()).to.equal(first)
   })
 })

@@ -86,13 +86,13 @@ export class TestCluster {
     return (await this.client.hosts().catch(() => [])).filter((h) => h.state === 'alive')
   }
 
-  /** Polls `cond` every 20 ms until it holds; fails with `what` after `timeoutMs`. */
-  async waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  /** Polls `cond` every `everyMs` (20) until it holds; fails with `what` after `timeoutMs`. */
+  async waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 20): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       if (await cond()) return
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n--- balancer log tail:\n${this.log('balancer').slice(-3000)}`)
-      await new Promise((r) => setTimeout(r, 20))
+      await new Promise((r) => setTimeout(r, everyMs))
     }
   }
 
