@@ -103,9 +103,11 @@ describe('failover, fencing and recovery with real processes', function () {
     // Policy off: splits would fill the free slots the drain needs, and maint's shares could then
     // finish before any could move (drain is a mandatory move: it runs at threshold 1).
     c = await startCluster(nats.url, { hosts: [{ id: 'a', args: sleepy }, { id: 'b', args: sleepy }, { id: 'maint', args: sleepy }], env: POLICY_OFF })
-    // 2000 units of 5 ms in 4 shares: about 2.5 s per share, waiting rather than burning CPU.
-    // spread: at most 2 per host, so maint runs some whatever loads the hosts measure.
-    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 5 }, shares: 4, spread: true })
+    // 2000 units of 5 ms in 3 shares: about 3.3 s per share, waiting rather than burning CPU.
+    // spread: at most ceil(3 / 3) = 1 per host, so maint runs one whatever loads the hosts measure
+    // (with 4 shares the cap was 2, and a and b could take all four: maint then ran nothing). Once
+    // maint drains, the cap is ceil(3 / 2) = 2 and a and b each have a free slot for its share.
+    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 5 }, shares: 3, spread: true })
     await c.waitFor(async () => (await job.fetch(true)).shares!.some((s) => s.host === 'maint' && s.state === 'running' && s.unitsDone > 0), 20_000, 'a share making progress on maint')
     await c.client.drain('maint')
     await c.waitFor(async () => (await job.fetch(true)).shares!.every((s) => s.state !== 'running' || s.host !== 'maint'), 20_000, 'maint to be emptied')
@@ -125,7 +127,9 @@ describe('failover, fencing and recovery with real processes', function () {
   })
 
   it('live-migrates a share by hand with a recorded stun time and an exact result', async () => {
-    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200' } })
+    // Policy off: a dynamic split would take the free slot the migration needs ("waiting for a
+    // free slot"), and a balancing move could move the share first.
+    c = await startCluster(nats.url, { hosts: [{ id: 'a' }, { id: 'b' }], env: { SHOAL_SHARES_CHECKPOINT_MS: '200', ...POLICY_OFF } })
     // 3 shares on 2 × 2 slots: one host runs two, the other has a free slot to migrate into.
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 3 })
     let detail = await untilCheckpointedOn(c, job, 'a')
