@@ -64,6 +64,25 @@ export interface RunningNatsServer {
   stop(): Promise<void>
 }
 
+/** How a nats-server child ended: its exit code, or the signal that killed it. */
+export interface NatsServerExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+/**
+ * A nats-server started by {@link startNatsServerChild}: a {@link RunningNatsServer} that also lets
+ * its owner signal the process and wait for its end (crash tests, a node of a test cluster).
+ */
+export interface NatsServerChild extends RunningNatsServer {
+  /** Resolves when the process has exited and its output has ended; never rejects. */
+  readonly exited: Promise<NatsServerExit>
+  /** Sends `signal` if the process has not exited yet (never a recycled pid); true if sent. */
+  signal(signal: NodeJS.Signals): boolean
+  /** The last few thousand characters the server printed. */
+  output(): string
+}
+
 /** Options of {@link findNatsServer}. */
 export interface FindNatsServerOptions {
   /** Fixed paths tried after PATH; default `/usr/sbin/nats-server`, `/usr/local/bin/nats-server`. */
@@ -129,6 +148,8 @@ interface Tracked {
 }
 
 const running = new Set<Tracked>()
+/** Directories of callers (a test cluster's configs and stores) removed with the children. */
+const extraDirs = new Set<string>()
 let guardsInstalled = false
 
 function killAllNow(): void {
@@ -149,6 +170,28 @@ function killAllNow(): void {
     }
   }
   running.clear()
+  for (const dir of extraDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 })
+    } catch {
+      // as above
+    }
+  }
+  extraDirs.clear()
+}
+
+/**
+ * Removes `dir` (recursively) when this process dies the way that kills the servers it started (on
+ * `exit`, and on SIGINT/SIGTERM/SIGHUP when nobody else handles those), for callers that keep server
+ * stores or config files in a directory of their own. Returns a function that forgets `dir`; call it
+ * once the caller has removed the directory itself.
+ */
+export function removeDirOnParentExit(dir: string): () => void {
+  installGuards()
+  extraDirs.add(dir)
+  return () => {
+    extraDirs.delete(dir)
+  }
 }
 
 function installGuards(): void {
@@ -211,6 +254,15 @@ function startError(message: string, output: string, details: Record<string, unk
  * removed.
  */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<RunningNatsServer> {
+  const s = await startNatsServerChild(opts)
+  return { url: s.url, port: s.port, pid: s.pid, storeDir: s.storeDir, stop: s.stop }
+}
+
+/**
+ * {@link startNatsServer}, returning a handle that can also signal the process and await its exit.
+ * Same options, same errors, same guarantee that the child dies with this process.
+ */
+export async function startNatsServerChild(opts: NatsServerOptions = {}): Promise<NatsServerChild> {
   let bin: string
   if (opts.bin !== undefined) {
     if (!isExecutableFile(opts.bin)) {
@@ -331,10 +383,13 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
       child.on('error', (err) => {
         settle(() => reject(startError(`nats-server could not be run (${bin}): ${err.message}`, output, details, err)))
       })
-      void closed.then(({ code, signal }) => {
-        const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`
-        settle(() => reject(startError(`nats-server ${how} before it was ready`, output, details)))
-      })
+      closed.then(
+        ({ code, signal }) => {
+          const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`
+          settle(() => reject(startError(`nats-server ${how} before it was ready`, output, details)))
+        },
+        () => undefined, // 'close' never rejects
+      )
       let probing = false
       // The log says ready, then one TCP connect confirms it: the log line alone cannot tell a
       // server that is about to fail on a late bind error from one that serves.
@@ -348,7 +403,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
             await new Promise((r) => setTimeout(r, TCP_PROBE_INTERVAL_MS))
           }
         }
-        void probe()
+        probe().catch(() => undefined) // tcpAccepts never rejects
       }
       onLine()
     })
@@ -379,5 +434,13 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
     pid: child.pid as number,
     storeDir,
     stop,
+    exited: closed,
+    signal: (sig) => {
+      // Node sets exitCode/signalCode only once it has reaped the child, so until then the pid is
+      // still ours (a zombie at worst) and cannot belong to another process.
+      if (child.exitCode !== null || child.signalCode !== null) return false
+      return child.kill(sig)
+    },
+    output: () => output,
   }
 }

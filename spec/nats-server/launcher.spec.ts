@@ -315,7 +315,7 @@ describe('nats-server launcher', function () {
           out += d.toString()
           if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')))
         })
-        void exit.then(() => reject(new Error(`parent exited before printing its server: ${err}`)))
+        exit.then(() => reject(new Error(`parent exited before printing its server: ${err}`)), () => undefined)
       })
       return { parentPid: child.pid as number, server: JSON.parse(line), exit }
     }
