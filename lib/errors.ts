@@ -53,6 +53,10 @@ export const ERROR_CODES = {
   E_METRICS_PORT: false,
   /** A persistence operation against JetStream failed. */
   E_STORE: true,
+  /** This balancer does not lead (deposed, standing by, or its lease is unconfirmed): ask the leader. */
+  E_NOT_LEADER: true,
+  /** A command came from a balancer whose term is lower than one the host has obeyed: a deposed leader. */
+  E_STALE_TERM: false,
   /** A bug: something that should not happen did. */
   E_INTERNAL: false,
 } as const satisfies Record<string, boolean>

@@ -17,3 +17,37 @@ export function createLogger(name: string, level: LogLevel = 'info'): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' })
 }
+
+/**
+ * Logs a recurring trouble once, then at most once per `everyMs` per key with the number of
+ * occurrences left out since, so an outage of a minute is a few lines, not thousands.
+ */
+export class LogLimiter {
+  private readonly last = new Map<string, { at: number; suppressed: number }>()
+
+  constructor(
+    private readonly log: Logger,
+    private readonly everyMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  warn(key: string, obj: Record<string, unknown>, msg: string): void {
+    this.emit('warn', key, obj, msg)
+  }
+
+  error(key: string, obj: Record<string, unknown>, msg: string): void {
+    this.emit('error', key, obj, msg)
+  }
+
+  private emit(level: 'warn' | 'error', key: string, obj: Record<string, unknown>, msg: string): void {
+    const now = this.now()
+    const seen = this.last.get(key)
+    if (seen && now - seen.at < this.everyMs) {
+      seen.suppressed++
+      return
+    }
+    const suppressed = seen?.suppressed ?? 0
+    this.last.set(key, { at: now, suppressed: 0 })
+    this.log[level](suppressed ? { ...obj, suppressed } : obj, suppressed ? `${msg} (${suppressed} more since the last report)` : msg)
+  }
+}

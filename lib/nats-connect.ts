@@ -2,6 +2,12 @@
  * Opens the NATS connection every Shoal process uses, from the `nats` part of the config.
  * Reconnects forever: a host must keep working (and retrying its reports) while NATS or the
  * balancer is away.
+ *
+ * Daemons (balancer, host) pass `waitForServer`: when no server answers at start they say so once
+ * and wait until one does, so a pool can be started before its NATS. Clients (CLI commands, the
+ * SDK) fail at once with E_UNAVAILABLE instead: a person is waiting for an answer.
+ *
+ * Must never retry on a refusal that waiting cannot fix (bad credentials): that fails at once.
  */
 
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
@@ -14,7 +20,15 @@ export interface NatsSettings {
   token?: string | undefined
 }
 
-export async function connectNats(s: NatsSettings, name: string, extra: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
+export interface ConnectBehaviour {
+  /**
+   * Wait for a server that does not answer yet (daemons). `onWaiting` is told once, with the
+   * reason, when the first attempt failed; `onConnected` once the wait is over.
+   */
+  waitForServer?: { onWaiting: (message: string) => void; onConnected?: (server: string) => void }
+}
+
+export async function connectNats(s: NatsSettings, name: string, extra: Partial<NodeConnectionOptions> = {}, how: ConnectBehaviour = {}): Promise<NatsConnection> {
   const opts: NodeConnectionOptions = {
     servers: s.url.split(',').map((u) => u.trim()).filter(Boolean),
     name,
@@ -28,6 +42,26 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
   try {
     return await connect(opts)
   } catch (e) {
-    throw new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${s.url}: ${(e as Error).message} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
+    const wait = how.waitForServer
+    if (!wait || isRefusal(e)) throw unavailable(s.url, e)
+    wait.onWaiting(`NATS at ${s.url} does not answer (${(e as Error).message}): waiting for it, retrying every ${opts.reconnectTimeWait} ms`)
+    // waitOnFirstConnect: the client's dial loop keeps trying every server in the list instead
+    // of giving up after the first round.
+    const nc = await connect({ ...opts, waitOnFirstConnect: true }).catch((err: unknown) => {
+      throw unavailable(s.url, err)
+    })
+    wait.onConnected?.(nc.getServer())
+    return nc
   }
+}
+
+function unavailable(url: string, e: unknown): ShoalError {
+  return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${url}: ${(e as Error).message} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
+}
+
+/** The server answered and said no (credentials, permissions): waiting would not change that. */
+function isRefusal(e: unknown): boolean {
+  const names = new Set<string>()
+  for (let x: unknown = e; x instanceof Error && names.size < 5; x = x.cause) names.add(x.name)
+  return names.has('AuthorizationError') || names.has('UserAuthenticationExpiredError') || names.has('PermissionViolationError')
 }

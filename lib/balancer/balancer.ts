@@ -1,22 +1,27 @@
 /**
- * The balancer process: admits jobs, splits them into shares, places shares on hosts, records
- * checkpoints durably before acknowledging them, fences stale epochs, re-dispatches a lost host's
- * shares from their last checkpoint, and completes a job by asking a host to merge the partial
- * results (the balancer never loads processor code).
+ * The leading balancer, for one leadership term: admits jobs, splits them into shares, places
+ * shares on hosts, records checkpoints durably before acknowledging them, fences stale epochs,
+ * re-dispatches a lost host's shares from their last checkpoint, and completes a job by asking a
+ * host to merge the partial results (the balancer never loads processor code).
+ *
+ * A `BalancerNode` (node.ts) runs one of these while its lease says it leads, and stops it when it
+ * is deposed; a standby taking over starts a fresh one, which recovers from JetStream exactly as a
+ * restarted balancer does. Everything it writes or commands goes through its `fence`: nothing
+ * leaves while the lease is unconfirmed, and records and commands carry its term.
  *
  * This file is the I/O shell: NATS, KV and timers live here; decisions come from the pure
  * functions in ./core and ../pool.
  *
- * Must never import processor code or block the event loop.
+ * Must never import processor code or block the event loop, and never act (write, command, ack)
+ * without asking the fence.
  */
 
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Subscription } from '@nats-io/transport-node'
 import { ShoalError, toWire, type WireError as WireErrorT } from '../errors.ts'
 import { setConfigValue, type Config } from '../config/mod.ts'
-import { createLogger, type Logger } from '../log.ts'
-import { connectNats } from '../nats-connect.ts'
-import { Bus } from '../protocol/bus.ts'
+import { LogLimiter, type Logger } from '../log.ts'
+import { Bus, NO_REPLY } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import {
   PROTOCOL_VERSION as V,
@@ -44,23 +49,36 @@ import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { buildClusterView, type LiveShare } from './core/snapshot.ts'
 import { splitRange } from './core/split-range.ts'
 import { learnStunCost } from './core/stun-model.ts'
-import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
-import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
-import { diffConfig, isLiveKey, LIVE_KEYS, liveSettings, watchConfigFile, type SettingChange } from './live-settings.ts'
+import type { BalancerMetrics, BalancerState } from '../metrics/balancer-metrics.ts'
+import { diffConfig, isLiveKey, LIVE_KEYS, liveSettings, type SettingChange } from './live-settings.ts'
+import type { Buckets } from './buckets.ts'
+import type { Fence } from './fence.ts'
 import { Store, type JobRecord, type ShareRecord } from './store.ts'
 import { hostSummary, jobSummary } from './summaries.ts'
 
+/** Who leads and who stands by, as `shoal status` shows it. */
+export interface LeadershipView {
+  leader: { id: string; pid: number; term: number; since: number }
+  standbys: Array<{ id: string; pid: number }>
+}
+
 export interface BalancerOptions {
   config: Config
-  logger?: Logger
-  /** An existing connection (tests); otherwise one is opened from config.nats. */
-  nc?: NatsConnection
+  logger: Logger
+  nc: NatsConnection
+  buckets: Buckets
+  /** This term's fence: the lease's verdict on whether this balancer may act. */
+  fence: Fence
+  metrics: BalancerMetrics
   /**
-   * The config file to watch: when it changes, `reloadConfig` reads the whole config again and
-   * the balancing settings (`LIVE_KEYS`) take effect without a restart.
+   * Whether this process hears NATS right now (its own presence comes back to it). While it does
+   * not, silence proves nothing about the hosts, and no host is declared dead.
    */
-  configFile?: string
-  reloadConfig?: () => Config
+  hearing: () => boolean
+  /** When this process last provably heard NATS (wall clock ms). */
+  lastHeard: () => number
+  /** The leader and standbys as the node knows them (for `status`). */
+  leadership: () => LeadershipView
 }
 
 const COMMAND_TIMEOUT_MS = 5_000
@@ -71,12 +89,20 @@ const MIGRATIONS_KEPT = 200
 const RETRYABLE_SHARE_ERRORS = new Set(['E_PROCESSOR_THREW', 'E_PROCESSOR_LOAD', 'E_INTERNAL'])
 const MERGE_TIMEOUT_MS = 30_000
 const PROGRESS_EVERY_MS = 250
+/** API requests a balancer answers from memory even while its lease is unconfirmed. */
+const READ_ONLY_OPS = new Set(['status', 'job'])
 
 export class Balancer {
   private readonly log: Logger
+  private readonly limited: LogLimiter
   private readonly subjects: Subjects
   private readonly bus: Bus
   private readonly membership: Membership
+  private readonly store: Store
+  private readonly fence: Fence
+  private readonly hearing: () => boolean
+  private readonly lastHeard: () => number
+  private readonly leadership: () => LeadershipView
   private readonly jobs = new Map<string, JobRecord>()
   private readonly shares = new Map<string, ShareRecord>()
   private readonly sharesByJob = new Map<string, ShareRecord[]>()
@@ -84,6 +110,8 @@ export class Balancer {
   private readonly lastProgress = new Map<string, number>()
   private readonly dropsSent = new Set<string>()
   private readonly merging = new Set<string>()
+  /** Submissions whose records are not durable yet: a retried submit waits for them. */
+  private readonly admitting = new Map<string, Promise<void>>()
   /** Hosts in maintenance mode (persisted in the hosts bucket). */
   private readonly draining = new Set<string>()
   /** Shares a migration is moving right now: nothing else touches them meanwhile. */
@@ -101,8 +129,12 @@ export class Balancer {
   private readonly failovers: Failover[] = []
   /** The open failover record of a share waiting to be placed again. */
   private readonly openFailover = new Map<string, Failover>()
-  private recoveredAt = 0
+  /** When the check for shares on hosts that never came back after recovery is due. */
+  private orphanCheckAt = 0
   private orphanCheckDone = false
+  /** Since when this balancer could not act or hear (blind, lease unconfirmed); undefined when it can. */
+  private deafSince: number | undefined
+  private lastTickAt = 0
   private splits = 0
   /** Per-core speeds the policy measured, remembered for hosts that go idle (`HostView.coreSpeed`). */
   private readonly coreSpeeds = new Map<string, number>()
@@ -114,49 +146,55 @@ export class Balancer {
   private readonly timers: NodeJS.Timeout[] = []
   /** The balancing-pass timer, restarted when `balancer.intervalMs` changes. */
   private cycleTimer: NodeJS.Timeout | undefined
-  private unwatchConfig: (() => void) | undefined
   /** A policy pass is running; `passWanted` says whether another (and which) must follow it. */
   private passing = false
   private passWanted: 'kick' | 'interval' | null = null
   private stopped = false
-  /** Prometheus metrics; served over HTTP when `balancer.metricsPort` is set. */
+  /** Prometheus metrics: the node's registry, which outlives a term. */
   readonly metrics: BalancerMetrics
-  private metricsServer: MetricsServer | undefined
+  private config: Config
 
-  private constructor(
-    private config: Config,
-    private readonly nc: NatsConnection,
-    private readonly ownsConnection: boolean,
-    private readonly store: Store,
-    logger: Logger,
-  ) {
-    this.log = logger
-    this.subjects = new Subjects(config.cluster)
-    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
-    this.membership = new Membership({ suspectAfterMs: config.pool.suspectAfterMs, hostDeadMs: config.pool.hostDeadMs })
-    this.metrics = new BalancerMetrics(() => this.metricsState())
+  private constructor(opts: BalancerOptions) {
+    this.config = opts.config
+    this.log = opts.logger.child({ term: opts.fence.term })
+    this.limited = new LogLimiter(this.log)
+    this.subjects = new Subjects(opts.config.cluster)
+    this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes))
+    this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs })
+    this.fence = opts.fence
+    this.hearing = opts.hearing
+    this.lastHeard = opts.lastHeard
+    this.leadership = opts.leadership
+    this.metrics = opts.metrics
+    this.store = new Store(opts.buckets, opts.fence, {
+      events: {
+        retry: (bucket, key, err, attempt, delayMs) => {
+          this.metrics.storeRetries.inc({ bucket })
+          this.limited.warn(`store-retry:${bucket}`, { bucket, key, attempt, delayMs, err: (err as Error).message }, 'store write failed; retrying')
+        },
+        fencedWrite: (bucket, key, theirTerm) => {
+          this.metrics.fencedWrites.inc()
+          this.log.warn({ bucket, key, theirTerm }, 'found a record written by an older term after this one took over (a deposed leader\'s late write): overwritten')
+        },
+      },
+    })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
   }
 
+  /**
+   * Recovers this term's view from JetStream and starts serving. Rejects with E_NOT_LEADER when
+   * the term ends during recovery.
+   */
   static async start(opts: BalancerOptions): Promise<Balancer> {
-    const log = opts.logger ?? createLogger('shoal-balancer', opts.config.log.level)
-    const nc = opts.nc ?? (await connectNats(opts.config.nats, 'shoal-balancer'))
-    const store = await Store.open(nc, new Subjects(opts.config.cluster))
-    const b = new Balancer(opts.config, nc, opts.nc === undefined, store, log)
-    await b.recover()
-    const port = opts.config.balancer.metricsPort
-    if (port !== undefined) {
-      try {
-        b.metricsServer = await startMetricsServer(b.metrics.registry, port)
-        log.info({ url: b.metricsServer.url }, 'serving metrics')
-      } catch (e) {
-        if (opts.nc === undefined) await nc.drain().catch(() => undefined)
-        throw e
-      }
+    const b = new Balancer(opts)
+    try {
+      await b.recover()
+    } catch (e) {
+      await b.stop()
+      throw e
     }
     b.listen()
-    b.watchConfig(opts.configFile, opts.reloadConfig)
-    log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'balancer started')
+    b.log.info({ cluster: opts.config.cluster, term: opts.fence.term, jobs: b.jobs.size, shares: b.shares.size }, 'leading: state recovered, serving')
     return b
   }
 
@@ -165,28 +203,40 @@ export class Balancer {
     return this.bus.rejects.snapshot()
   }
 
-  /** Where the metrics are served (undefined when `balancer.metricsPort` is unset). */
-  get metricsUrl(): string | undefined {
-    return this.metricsServer?.url
-  }
-
+  /** Stops serving; writes in flight end with E_NOT_LEADER once the fence is revoked. */
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     for (const t of this.timers) clearInterval(t)
     if (this.cycleTimer) clearInterval(this.cycleTimer)
-    this.unwatchConfig?.()
     for (const s of this.subs) s.unsubscribe()
-    await this.metricsServer?.close()
-    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
-    this.log.info('balancer stopped')
+    await Promise.resolve()
+  }
+
+  /** May this balancer act now: not stopped, and its lease confirmed. */
+  private acting(): boolean {
+    return !this.stopped && this.fence.state() === 'valid'
+  }
+
+  /**
+   * A write or command that failed because this term ended (E_NOT_LEADER) is expected while a
+   * balancer steps down; anything else is logged, rate-limited, and counted.
+   */
+  private failed(what: string, e: unknown): void {
+    const err = e as ShoalError
+    if (err?.code === 'E_NOT_LEADER' || this.stopped) {
+      this.log.debug({ what, err: err?.message }, 'not done: this balancer no longer leads')
+      return
+    }
+    this.metrics.internalErrors.inc({ where: what })
+    this.limited.error(`failed:${what}`, { what, err: err?.message ?? String(e) }, `${what} failed`)
   }
 
   // ------------------------------------------------------------------ start-up
 
   /** Rebuilds the in-memory view from JetStream KV. */
   private async recover(): Promise<void> {
-    const { jobs, shares, hosts } = await this.store.loadAll()
+    const { jobs, shares, hosts } = await this.store.loadAll((e) => this.limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
     for (const j of jobs) this.jobs.set(j.jobId, j)
     for (const s of shares) {
       s.attempts ??= 0
@@ -196,6 +246,7 @@ export class Balancer {
     for (const h of hosts) if (h.draining) this.draining.add(h.hostId)
     // A crash between storing a split's tail and shrinking the original leaves them overlapping:
     // the tail is stored first, so the original is the one to shrink.
+    const trims: Array<Promise<void>> = []
     for (const list of this.sharesByJob.values()) {
       const sorted = [...list].sort((a, b) => a.from - b.from)
       for (let i = 0; i + 1 < sorted.length; i++) {
@@ -204,14 +255,17 @@ export class Balancer {
         if (a.to > b.from && a.status !== 'done') {
           a.to = b.from
           a.position = Math.min(a.position, a.to)
-          await this.persistShare(a)
+          trims.push(this.persistShare(a))
         }
       }
     }
-    this.recoveredAt = Date.now()
-    // Running shares keep running on their hosts while the balancer was away; give every share
-    // the full grace period to show up in its host's heartbeats again.
-    for (const s of this.shares.values()) if (s.status === 'running') this.assignedAt.set(s.shareId, this.recoveredAt)
+    await Promise.all(trims)
+    const now = Date.now()
+    // Running shares keep running on their hosts while no balancer led; give every share the full
+    // grace period to show up in its host's heartbeats again, and every host hostDeadMs (plus a
+    // beat) to be heard from before its shares count as lost.
+    this.orphanCheckAt = now + this.config.pool.hostDeadMs + this.config.pool.heartbeatMs
+    for (const s of this.shares.values()) if (s.status === 'running') this.assignedAt.set(s.shareId, now)
   }
 
   private listen(): void {
@@ -221,30 +275,25 @@ export class Balancer {
       this.bus.serve(s.report(), reportSchema, (r) => this.onReport(r)),
       this.bus.serve(`${s.prefix}.api.*`, apiRequestSchema, (r) => this.onApi(r)),
     )
-    const tickMs = Math.max(10, Math.min(50, Math.floor(this.config.pool.heartbeatMs / 2)))
+    const tickMs = this.tickMs()
+    this.lastTickAt = Date.now()
     this.timers.push(
       setInterval(() => this.tick(), tickMs),
       setInterval(() => this.publishProgress(), PROGRESS_EVERY_MS),
     )
     this.cycleTimer = setInterval(() => this.cycle(), this.config.balancer.intervalMs)
+    this.kick()
   }
 
-  /** Watches the config file, if there is one, for live changes of the balancing settings. */
-  private watchConfig(file: string | undefined, reload: (() => Config) | undefined): void {
-    if (!file || !reload) return
-    this.unwatchConfig = watchConfigFile(
-      file,
-      reload,
-      (next) => this.applySettings(next, `config file ${file}`),
-      (e) => this.log.error({ file, err: e.message }, 'config file change refused: the settings in force are kept'),
-    )
+  private tickMs(): number {
+    return Math.max(10, Math.min(50, Math.floor(this.config.pool.heartbeatMs / 2)))
   }
 
   /**
    * Takes the balancing settings of `next` (validated already); logs each change with its old and
    * new value. Keys that need a restart are named and left as they are. Returns the live changes.
    */
-  private applySettings(next: Config, source: string): SettingChange[] {
+  applySettings(next: Config, source: string): SettingChange[] {
     const { live, restartOnly } = diffConfig(this.config, next)
     if (restartOnly.length) this.log.warn({ source, keys: restartOnly }, `changed, but take effect only after a restart: ${restartOnly.join(', ')}`)
     if (!live.length) return []
@@ -262,10 +311,28 @@ export class Balancer {
 
   private tick(): void {
     const now = Date.now()
+    const tickMs = this.tickMs()
+    // A tick far later than its period means this process did not run (frozen, a long pause):
+    // heartbeats it could not read meanwhile are no host's fault.
+    if (now - this.lastTickAt > tickMs + this.config.pool.heartbeatMs) this.excuse(this.lastTickAt + tickMs, now)
+    this.lastTickAt = now
+    const hearing = this.hearing()
+    if (!hearing || !this.acting()) {
+      // Blind since the last thing heard; merely unconfirmed (still hearing) since now.
+      this.deafSince ??= hearing ? now : Math.min(now, this.lastHeard())
+      return
+    }
+    if (this.deafSince !== undefined) {
+      // Hearing and leading again: the time in between was not the hosts' silence.
+      this.excuse(this.deafSince, now)
+      this.deafSince = undefined
+      this.log.info('hearing NATS and leading again: hosts get a full hostDeadMs from now before any is declared dead')
+      this.kick()
+    }
     this.onMembership(this.membership.tick(now))
-    // After a restart: a share recorded as running on a host that never came back within
+    // After recovery: a share recorded as running on a host that never came back within
     // hostDeadMs (plus a beat) is lost with that host.
-    if (!this.orphanCheckDone && now - this.recoveredAt >= this.config.pool.hostDeadMs + this.config.pool.heartbeatMs) {
+    if (!this.orphanCheckDone && now >= this.orphanCheckAt) {
       this.orphanCheckDone = true
       const hosts = new Set([...this.shares.values()].filter((s) => s.status === 'running' && s.host).map((s) => s.host!))
       for (const h of hosts) {
@@ -273,6 +340,13 @@ export class Balancer {
         if (!m || m.state === 'dead' || m.state === 'left') this.reclaimShares(h, 'host-lost')
       }
     }
+  }
+
+  /** The balancer could not hear or act from `from` to `to`: that time is nobody's silence. */
+  private excuse(from: number, to: number): void {
+    this.membership.excuse(from, to)
+    if (!this.orphanCheckDone && this.orphanCheckAt > from) this.orphanCheckAt += to - from
+    for (const [id, at] of this.assignedAt) if (at < to) this.assignedAt.set(id, at + (to - Math.max(from, at)))
   }
 
   private onPool(msg: Heartbeat | { t: 'leave'; hostId: string }, subject: string): void {
@@ -301,10 +375,11 @@ export class Balancer {
     // period was lost (an assignment that never arrived, a worker that vanished): re-dispatch it.
     // Reports that are still in flight carry the old epoch and are then rejected, so nothing counts twice.
     const grace = Math.max(3000, 4 * this.config.pool.heartbeatMs)
-    for (const s of this.shares.values()) {
+    const acting = this.acting()
+    for (const s of acting ? this.shares.values() : []) {
       if (s.status !== 'running' || s.host !== hb.hostId || this.moving.has(s.shareId) || listed.has(`${s.shareId}/${s.epoch}`)) continue
       if (now - (this.assignedAt.get(s.shareId) ?? now) < grace) continue
-      this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch }, 'share missing from its host\'s heartbeats: re-dispatching it')
+      this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch, seq: hb.seq, assignedAgoMs: now - (this.assignedAt.get(s.shareId) ?? now) }, 'share missing from its host\'s heartbeats: re-dispatching it')
       this.requeue(s, 'host-lost')
     }
     for (const s of hb.shares) {
@@ -314,11 +389,11 @@ export class Balancer {
         continue
       }
       const key = `${hb.hostId}/${s.shareId}/${s.epoch}`
-      if (this.dropsSent.has(key)) continue
+      if (!acting || this.dropsSent.has(key)) continue
       this.dropsSent.add(key)
       this.bus.rejects.count(this.subjects.heartbeat(hb.hostId), 'stale-epoch')
       this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch, current: rec?.epoch }, 'host runs a share under a stale epoch: telling it to drop it')
-      void this.command(hb.hostId, { v: V, t: 'drop', shareId: s.shareId, epoch: s.epoch }).catch(() => this.dropsSent.delete(key))
+      this.command(hb.hostId, { v: V, t: 'drop', term: this.fence.term, shareId: s.shareId, epoch: s.epoch }).catch(() => this.dropsSent.delete(key))
     }
   }
 
@@ -360,19 +435,32 @@ export class Balancer {
     this.live.delete(s.shareId)
     this.assignedAt.delete(s.shareId)
     this.pendingReason.set(s.shareId, reason)
-    void this.persistShare(s).then(() => this.kick())
+    this.persistShare(s).then(
+      () => this.kick(),
+      (e: unknown) => this.failed('storing a share put back to pending', e),
+    )
   }
 
   // ------------------------------------------------------------------ reports from hosts
 
-  private async onReport(r: Report): Promise<ReportReply> {
+  private async onReport(r: Report): Promise<ReportReply | typeof NO_REPLY> {
+    // Not leading (lease unconfirmed, stepping down): stay silent, so the host's request reaches
+    // the leader or times out and is sent again.
+    if (!this.acting()) {
+      if (r.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'not-leader' })
+      return NO_REPLY
+    }
     const shareId = r.t === 'checkpoint' ? r.checkpoint.shareId : r.shareId
     const epoch = r.t === 'checkpoint' ? r.checkpoint.epoch : r.epoch
     const s = this.shares.get(shareId)
+    // The same result again (our ack was lost, or went to a balancer that no longer leads): it is
+    // stored already, so the answer is the ack it should have had.
+    if (r.t === 'done' && s && s.status === 'done' && s.epoch === epoch && s.hosts.at(-1) === r.hostId) return this.ack()
     if (!s || s.status !== 'running' || s.host !== r.hostId || s.epoch !== epoch) {
+      if (r.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'stale' })
       this.bus.rejects.count(this.subjects.report(), 'stale-epoch')
       this.log.warn({ host: r.hostId, share: shareId, epoch, current: s?.epoch, status: s?.status, t: r.t }, 'stale report rejected')
-      return nack('E_STALE_EPOCH', `share ${shareId} epoch ${epoch} on ${r.hostId} is not current (current epoch ${s?.epoch ?? 'none'}, ${s?.status ?? 'unknown'} on ${s?.host ?? 'no host'}): drop it`)
+      return this.nack('E_STALE_EPOCH', `share ${shareId} epoch ${epoch} on ${r.hostId} is not current (current epoch ${s?.epoch ?? 'none'}, ${s?.status ?? 'unknown'} on ${s?.host ?? 'no host'}): drop it`)
     }
     const now = Date.now()
     if (r.t === 'checkpoint') {
@@ -380,8 +468,9 @@ export class Balancer {
       if (cp.stateBytes > this.config.shares.maxCheckpointBytes) {
         const msg = `checkpoint of ${shareId} is ${cp.stateBytes} bytes, over shares.maxCheckpointBytes (${this.config.shares.maxCheckpointBytes})`
         this.dropState(cp.stateRef?.name)
+        this.metrics.checkpointFailures.inc({ cause: 'too-large' })
         await this.shareFailed(s, r.hostId, toWire(new ShoalError('E_CHECKPOINT_TOO_LARGE', msg)))
-        return nack('E_CHECKPOINT_TOO_LARGE', msg)
+        return this.nack('E_CHECKPOINT_TOO_LARGE', msg)
       }
       const garbage = this.adopt(s, cp)
       s.updatedAt = now
@@ -389,7 +478,7 @@ export class Balancer {
       this.dropState(garbage)
       this.metrics.checkpoints.inc()
       this.metrics.checkpointSize.observe(cp.stateBytes)
-      return { v: V, t: 'ack' }
+      return this.ack()
     }
     if (r.t === 'done') {
       // The host finished short of the record's end: a split whose answer never reached us. The
@@ -408,15 +497,23 @@ export class Balancer {
       await this.persistShare(s)
       this.dropState(garbage)
       this.log.info({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
-      void this.maybeComplete(s.jobId)
+      this.complete(s.jobId)
       this.kick()
-      return { v: V, t: 'ack' }
+      return this.ack()
     }
     // failed: the processor threw, could not load, or its state outgrew the limit.
     const garbage = r.checkpoint ? this.adopt(s, r.checkpoint) : undefined
     await this.shareFailed(s, r.hostId, r.error)
     this.dropState(garbage)
-    return { v: V, t: 'ack' }
+    return this.ack()
+  }
+
+  private ack(): ReportReply {
+    return { v: V, t: 'ack', term: this.fence.term }
+  }
+
+  private nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string): ReportReply {
+    return { v: V, t: 'nack', term: this.fence.term, error: toWire(new ShoalError(code, message)) }
   }
 
   /**
@@ -455,8 +552,11 @@ export class Balancer {
 
   // ------------------------------------------------------------------ API
 
-  private async onApi(r: ReturnType<typeof apiRequestSchema.parse>): Promise<ApiReply> {
+  private async onApi(r: ReturnType<typeof apiRequestSchema.parse>): Promise<ApiReply | typeof NO_REPLY> {
     const now = Date.now()
+    // While the lease is unconfirmed (a JetStream election, our own NATS link coming back) reads
+    // are answered from memory, so progress stays visible; changes wait for a leader.
+    if (this.stopped || (!this.acting() && !(READ_ONLY_OPS.has(r.t) || (r.t === 'config' && r.key === undefined)))) return NO_REPLY
     switch (r.t) {
       case 'submit':
         return { v: V, t: 'job', job: await this.submit(r) }
@@ -478,7 +578,8 @@ export class Balancer {
           .slice(0, 50)
           .map((j) => this.summary(j, now, !isFinal(j.state)))
         const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
-        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}) }
+        const { leader, standbys } = this.leadership()
+        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}), leader, standbys }
       }
       case 'migrate':
         return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
@@ -501,7 +602,11 @@ export class Balancer {
   private async submit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
     const now = Date.now()
     const existing = this.jobs.get(m.jobId)
-    if (existing) return this.summary(existing, now, false) // a client retry: idempotent
+    if (existing) {
+      // A client retry: idempotent, once the first submission is durable.
+      await this.admitting.get(m.jobId)
+      return this.summary(existing, now, false)
+    }
     if (!(m.to > m.from)) {
       throw new ShoalError('E_BAD_RANGE', `range [${m.from}, ${m.to}) is empty: 'to' must be greater than 'from'`)
     }
@@ -539,11 +644,20 @@ export class Balancer {
       nextShare: ranges.length,
     }
     this.jobs.set(job.jobId, job)
-    await this.persistJob(job)
+    const writes = [this.persistJob(job)]
     for (const [i, [from, to]] of ranges.entries()) {
       const s: ShareRecord = { shareId: `${job.jobId}-s${i}`, jobId: job.jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
       this.indexShare(s)
-      await this.persistShare(s)
+      writes.push(this.persistShare(s))
+    }
+    // Until these are durable the job is not admitted: its shares wait in memory (a pass may
+    // place them; each assignment awaits its own share's write first).
+    const durable = Promise.all(writes).then(() => undefined)
+    this.admitting.set(job.jobId, durable)
+    try {
+      await durable
+    } finally {
+      this.admitting.delete(job.jobId)
     }
     this.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
     this.kick()
@@ -555,7 +669,7 @@ export class Balancer {
     const hostId = hostIds[0]
     if (!hostId) return
     try {
-      await this.command(hostId, { v: V, t: 'validate', processor: m.processor, input: m.input })
+      await this.command(hostId, { v: V, t: 'validate', term: this.fence.term, processor: m.processor, input: m.input })
     } catch (e) {
       if (e instanceof ShoalError && (e.code === 'E_TIMEOUT' || e.code === 'E_UNAVAILABLE')) return
       throw new ShoalError('E_BAD_JOB', `input rejected by processor '${m.processor}': ${(e as Error).message}`, { cause: e })
@@ -574,15 +688,19 @@ export class Balancer {
     this.passWanted = this.passWanted === 'interval' || kind === 'interval' ? 'interval' : 'kick'
     if (this.passing) return
     this.passing = true
-    setImmediate(() => void this.runPasses())
+    // runPasses catches each pass's errors itself.
+    setImmediate(() => {
+      this.runPasses().catch((e: unknown) => this.failed('a balancing pass', e))
+    })
   }
 
   private async runPasses(): Promise<void> {
     try {
-      while (this.passWanted !== null && !this.stopped) {
+      // A balancer that may not act keeps the wish; the tick kicks again once it can.
+      while (this.passWanted !== null && this.acting()) {
         const kind = this.passWanted
         this.passWanted = null
-        await this.pass(kind).catch((e: Error) => this.log.error({ err: e.message }, 'balancing pass failed'))
+        await this.pass(kind).catch((e: unknown) => this.failed('a balancing pass', e))
       }
     } finally {
       this.passing = false
@@ -590,8 +708,14 @@ export class Balancer {
   }
 
   private cycle(): void {
-    for (const job of this.jobs.values()) if (job.state === 'running') void this.maybeComplete(job.jobId)
+    if (!this.acting()) return
+    for (const job of this.jobs.values()) if (job.state === 'running') this.complete(job.jobId)
     this.kick('interval')
+  }
+
+  /** Completes a job whose shares are all done (in the background; errors are logged). */
+  private complete(jobId: string): void {
+    this.maybeComplete(jobId).catch((e: unknown) => this.failed('completing a job', e))
   }
 
   /** The balancing knobs, read from the config on every pass. */
@@ -645,9 +769,10 @@ export class Balancer {
       if (a.kind === 'place') placements.push(this.assign(a.shareId, a.hostId))
       else if (a.kind === 'migrate') {
         this.log.info({ share: a.shareId, from: a.fromHost, to: a.toHost, reason: a.reason, goodness: +a.goodness.toFixed(5), cost: +a.cost.toFixed(5) }, `migrating (${a.reason})`)
-        void this.migrate(a.shareId, a.toHost, a.reason).catch((e: Error) => this.log.warn({ share: a.shareId, to: a.toHost, reason: a.reason, err: e.message }, 'planned migration refused'))
+        this.migrate(a.shareId, a.toHost, a.reason).catch((e: Error) => this.log.warn({ share: a.shareId, to: a.toHost, reason: a.reason, err: e.message }, 'planned migration refused'))
       } else {
-        void this.split(a.shareId, a.toHost, a.fraction)
+        // split() catches and logs its own refusals.
+        this.split(a.shareId, a.toHost, a.fraction).catch((e: unknown) => this.failed('a dynamic split', e))
       }
     }
     await Promise.all(placements)
@@ -715,16 +840,19 @@ export class Balancer {
       job.state = 'running'
       job.reason = undefined
     }
+    const epoch = s.epoch
     await this.persistShare(s)
     if (started) {
       await this.persistJob(job)
       this.publishJob(job)
     }
-    const epoch = s.epoch
+    // While the write waited (a store outage), the share may have been put back or moved on.
+    if (s.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
     try {
       await this.command(hostId, {
         v: V,
         t: 'assign',
+        term: this.fence.term,
         share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
       })
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
@@ -732,9 +860,10 @@ export class Balancer {
       // The host did not take it: back to pending. If it did take it after all (a timeout), its
       // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
       this.log.warn({ share: shareId, host: hostId, err: (e as Error).message }, 'assignment failed; share back to pending')
-      if (s.status === 'running' && s.epoch === epoch) {
+      if (s.status === 'running' && s.epoch === epoch && !this.stopped) {
         s.status = 'pending'
         s.host = null
+        this.assignedAt.delete(shareId)
         await this.persistShare(s)
         setTimeout(() => this.kick(), 250)
       }
@@ -783,7 +912,7 @@ export class Balancer {
     try {
       let reply
       try {
-        reply = await this.command(fromHost, { v: V, t: 'pause', shareId, epoch }, PAUSE_TIMEOUT_MS)
+        reply = await this.command(fromHost, { v: V, t: 'pause', term: this.fence.term, shareId, epoch }, PAUSE_TIMEOUT_MS)
       } catch (e) {
         // Nothing changed yet: the share still runs on the source (or finished there).
         record(false, performance.now() - t0, 0, e)
@@ -805,12 +934,16 @@ export class Balancer {
       this.assignedAt.set(shareId, s.updatedAt)
       this.migratedAt.set(shareId, s.updatedAt)
       this.live.delete(shareId)
+      const newEpoch = s.epoch
       await this.persistShare(s)
       this.dropState(garbage)
+      // Declared lost or cancelled while the write waited: that path owns the share now.
+      if (s.status !== 'running' || s.epoch !== newEpoch || s.host !== toHost) return record(false, pauseMs, cp.stateBytes, refuse('the share changed while its checkpoint was being stored'))
       try {
         await this.command(toHost, {
           v: V,
           t: 'assign',
+          term: this.fence.term,
           share: { shareId, jobId: job.jobId, epoch: s.epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
         })
       } catch (e) {
@@ -843,7 +976,7 @@ export class Balancer {
       reserved = false
     }
     try {
-      const reply = await this.command(s.host, { v: V, t: 'split', shareId, epoch, fraction }, PAUSE_TIMEOUT_MS)
+      const reply = await this.command(s.host, { v: V, t: 'split', term: this.fence.term, shareId, epoch, fraction }, PAUSE_TIMEOUT_MS)
       if (reply.t !== 'split' || !reply.tail) return null
       if (s.epoch !== epoch || s.status !== 'running') return null // lost meanwhile: the tail is in its checkpoint range
       const [mid, end] = reply.tail
@@ -882,8 +1015,8 @@ export class Balancer {
     s.updatedAt = now
     this.pendingReason.set(tail.shareId, 'split')
     try {
-      await this.persistJob(job)
-      await this.persistShare(tail)
+      // The tail before the original shrinks (see above); the job's share counter with the tail.
+      await Promise.all([this.persistJob(job), this.persistShare(tail)])
       await this.persistShare(s)
     } finally {
       this.moving.delete(tail.shareId)
@@ -941,7 +1074,7 @@ export class Balancer {
           next.push(part[0])
           continue
         }
-        const reply = await this.command(host.hostId, { v: V, t: 'merge', processor: job.processor, input: job.input, results: part }, MERGE_TIMEOUT_MS)
+        const reply = await this.command(host.hostId, { v: V, t: 'merge', term: this.fence.term, processor: job.processor, input: job.input, results: part }, MERGE_TIMEOUT_MS)
         if (reply.t !== 'merged') throw new ShoalError('E_INTERNAL', `unexpected merge reply '${reply.t}'`)
         next.push(reply.result)
       }
@@ -969,14 +1102,15 @@ export class Balancer {
         s.stateRef = undefined
         await this.persistShare(s)
         this.dropState(garbage)
-        if (host) void this.command(host, { v: V, t: 'drop', shareId: s.shareId, epoch }).catch(() => undefined)
+        // Best effort: a host that misses it learns from its next heartbeat's answer.
+        if (host) this.command(host, { v: V, t: 'drop', term: this.fence.term, shareId: s.shareId, epoch }).catch(() => undefined)
       }
     }
     this.publishJob(job)
   }
 
   /** What the metrics' state gauges show, read at scrape time (one pass over the records). */
-  private metricsState(): BalancerState {
+  metricsState(): BalancerState {
     const running = new Map<string, number>()
     const sharesByState: Record<string, number> = {}
     for (const s of this.shares.values()) {
@@ -1042,10 +1176,12 @@ export class Balancer {
 
   /** Deletes a state object once the record that referenced it is durably replaced (best effort). */
   private dropState(name: string | undefined): void {
-    if (name) void this.store.deleteState(name)
+    if (name) this.store.deleteState(name).catch(() => undefined) // best effort, never rejects
   }
 
+  /** Sends a command to a host, only while this balancer may act (commands carry its term). */
   private async command(hostId: string, cmd: HostCommand, timeoutMs = COMMAND_TIMEOUT_MS) {
+    if (!this.acting()) throw new ShoalError('E_NOT_LEADER', `not sending '${cmd.t}' to ${hostId}: this balancer's lease (term ${this.fence.term}) is not confirmed`)
     return this.bus.request(this.subjects.hostCommand(hostId), cmd, hostReplySchema, timeoutMs)
   }
 
@@ -1089,10 +1225,6 @@ export class Balancer {
 
 function isFinal(state: JobRecord['state']): boolean {
   return state === 'completed' || state === 'failed' || state === 'cancelled'
-}
-
-function nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string): ReportReply {
-  return { v: V, t: 'nack', error: toWire(new ShoalError(code, message)) }
 }
 
 /** What `shoal status` shows of a balancing pass. */

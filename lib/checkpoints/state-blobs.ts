@@ -29,9 +29,13 @@ export class StateBlobs {
 
   private constructor(private readonly os: ObjectStore) {}
 
-  static async open(nc: NatsConnection, subjects: Subjects): Promise<StateBlobs> {
+  /**
+   * Opens the cluster's object store, creating it with `replicas` (default 1) when missing; an
+   * existing one keeps its own settings.
+   */
+  static async open(nc: NatsConnection, subjects: Subjects, replicas?: number): Promise<StateBlobs> {
     try {
-      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt')))
+      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt'), replicas === undefined ? {} : { replicas }))
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot open the checkpoint object store: ${(e as Error).message}`, { cause: e })
     }

@@ -41,7 +41,9 @@ export function stopOnSignals(stop: () => Promise<void>): void {
   const handler = (sig: NodeJS.Signals) => {
     if (stopping) process.exit(130)
     stopping = true
-    void stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 0))
+    stop()
+      .catch((e: unknown) => process.stderr.write(`shoal: stopping failed: ${(e as Error).message}\n`))
+      .finally(() => process.exit(sig === 'SIGINT' ? 130 : 0))
   }
   process.on('SIGINT', handler)
   process.on('SIGTERM', handler)

@@ -13,6 +13,7 @@ import { statusCommand } from './commands/status.ts'
 import { demoCommand } from './commands/demo.ts'
 import { drainCommand, migrateCommand } from './commands/migrate.ts'
 import { configCommand } from './commands/config.ts'
+import { storeCommand } from './commands/store.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -27,6 +28,7 @@ export function buildCli(): Command {
     .addCommand(drainCommand(true))
     .addCommand(drainCommand(false))
     .addCommand(configCommand())
+    .addCommand(storeCommand())
     .addCommand(demoCommand())
 }
 

@@ -39,6 +39,7 @@ export function renderWatch(st: ClusterStatus, now: number, title = 'shoal'): st
     head.push(`imbalance ${b.imbalance.toFixed(3)} / tolerated ${tol === null ? '-' : tol.toFixed(3)} (${verdict})`, `threshold ${b.threshold}`, `splits ${b.splitsTotal}`)
   } else head.push('no balancing pass yet')
   out.push(head.join('   '))
+  if (st.leader) out.push(`leader ${st.leader.id} term ${st.leader.term}   standbys ${st.standbys?.map((s) => s.id).join(', ') || 'none'}`)
 
   const hosts = [...st.hosts].filter((h) => h.state !== 'left').sort((x, y) => x.hostId.localeCompare(y.hostId))
   const idW = Math.max(4, ...hosts.map((h) => h.hostId.length))

@@ -112,6 +112,12 @@ export const ConfigSchema = z.strictObject({
     user: secret('NATS user name.').optional(),
     pass: secret('NATS password.').optional(),
     token: secret('NATS auth token.').optional(),
+    replicas: z.number().int().refine((n) => n === 1 || n === 3 || n === 5).register(META, {
+      parse: 'int',
+      expected: '1, 3 or 5',
+      unit: 'replicas',
+      doc: 'Replicas of every JetStream bucket Shoal creates (KV and the checkpoint object store). Unset: 3 when the server is part of a NATS cluster, else 1. Existing buckets keep theirs; `shoal store replicas N` moves them.',
+    }).optional(),
   }).prefault({}),
   pool: z.strictObject({
     heartbeatMs: int(20, 60_000, { unit: 'ms', doc: 'How often each host publishes a heartbeat.' }).default(250),
@@ -143,6 +149,13 @@ export const ConfigSchema = z.strictObject({
       doc: 'A dynamic split leaves each part at least this many units, so a share with fewer than twice this many left is never split. Set it very large (e.g. 1000000000000) to turn dynamic splitting off.',
     }).default(1000),
     metricsPort: int(0, 65_535, { unit: 'port', doc: 'Port of the balancer\'s Prometheus metrics endpoint.' }).optional(),
+    id: str(HOST_ID_RE, 'an id of 1 to 64 characters from A-Z a-z 0-9 _ -', {
+      doc: 'Balancer id, shown by `shoal status` as leader or standby; unset means hostname-pid.',
+    }).optional(),
+    leaseMs: int(200, 60_000, {
+      unit: 'ms',
+      doc: 'Leadership lease: a standby takes over after the leader has not renewed for this long (the leader renews every fifth of it). With the default, a standby leads and places pending work about 1-1.5 s after the leader dies.',
+    }).default(1000),
   }).prefault({}),
   shares: z.strictObject({
     checkpointMs: int(10, 3_600_000, { unit: 'ms', doc: 'How often a running share sends a checkpoint.' }).default(1000),

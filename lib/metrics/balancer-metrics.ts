@@ -24,6 +24,8 @@ export interface BalancerState {
   jobProgress: Array<{ jobId: string; unitsDone: number; unitsTotal: number }>
   /** Live balancing settings, by config key. */
   settings: Record<string, number>
+  /** This process's part in leadership: leading or standing by, the term it knows, standbys heard. */
+  leadership?: { leading: boolean; term: number; standbys: number }
 }
 
 export type StateSource = () => BalancerState
@@ -51,6 +53,11 @@ export class BalancerMetrics {
   readonly jobDuration: Histogram<'state'>
   readonly decide: Histogram<'pass'>
   readonly rejected: Counter<'subject' | 'cause'>
+  readonly storeRetries: Counter<'bucket'>
+  readonly fencedWrites: Counter
+  readonly checkpointFailures: Counter<'cause'>
+  readonly internalErrors: Counter<'where'>
+  readonly takeovers: Counter
   /** The state gauges, by short name. */
   private readonly g: Record<string, Gauge<string>>
   private lastRefresh = 0
@@ -76,6 +83,9 @@ export class BalancerMetrics {
       // `job_id`, not `job`: Prometheus owns the `job` label (the scrape job) and would rename ours.
       unitsDone: gauge('shoal_job_units_done', 'Units done of an unfinished job.', ['job_id']),
       unitsTotal: gauge('shoal_job_units_total', 'Units of an unfinished job.', ['job_id']),
+      leader: gauge('shoal_balancer_leader', '1 when this balancer process leads its cluster, 0 while it stands by.'),
+      term: gauge('shoal_balancer_term', 'The leadership term this balancer process knows (grows at every takeover).'),
+      standbys: gauge('shoal_balancer_standbys', 'Standby balancers the leader hears (0 on a standby).'),
     }
     this.migrations = new Counter({ name: 'shoal_migrations_total', help: 'Live migrations by reason and result.', labelNames: ['reason', 'result'], registers: r })
     this.stun = new Histogram({ name: 'shoal_migration_stun_seconds', help: 'Stun of a live migration: pause requested → resumed on the target.', labelNames: ['reason'], buckets: STUN_BUCKETS, registers: r })
@@ -87,6 +97,12 @@ export class BalancerMetrics {
     this.jobDuration = new Histogram({ name: 'shoal_job_duration_seconds', help: 'Submit → end of finished jobs, by final state.', labelNames: ['state'], buckets: JOB_BUCKETS, registers: r })
     this.decide = new Histogram({ name: 'shoal_decide_duration_seconds', help: 'Time of one pure balancing decision, by pass (interval or kick).', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
     this.rejected = new Counter({ name: 'shoal_messages_rejected_total', help: 'Messages counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
+    this.storeRetries = new Counter({ name: 'shoal_store_write_retries_total', help: 'KV writes that failed for a transient reason and were retried, by bucket.', labelNames: ['bucket'], registers: r })
+    this.fencedWrites = new Counter({ name: 'shoal_store_fenced_writes_total', help: 'Records found written by an older term after a takeover (a deposed leader\'s late write) and overwritten.', registers: r })
+    this.checkpointFailures = new Counter({ name: 'shoal_checkpoint_failures_total', help: 'Checkpoint reports not stored, by cause (stale, too-large, not-leader).', labelNames: ['cause'], registers: r })
+    this.internalErrors = new Counter({ name: 'shoal_errors_total', help: 'Errors logged and survived (a failed background task, an unhandled rejection), by where.', labelNames: ['where'], registers: r })
+    this.takeovers = new Counter({ name: 'shoal_balancer_takeovers_total', help: 'Times this balancer process became the leader.', registers: r })
+    for (const cause of ['stale', 'too-large', 'not-leader']) this.checkpointFailures.inc({ cause }, 0)
     // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
     for (const reason of moveReasonSchema.options) {
       for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)
@@ -122,6 +138,11 @@ export class BalancerMetrics {
     for (const j of st.jobProgress) {
       g.unitsDone!.set({ job_id: j.jobId }, j.unitsDone)
       g.unitsTotal!.set({ job_id: j.jobId }, j.unitsTotal)
+    }
+    if (st.leadership) {
+      g.leader!.set(st.leadership.leading ? 1 : 0)
+      g.term!.set(st.leadership.term)
+      g.standbys!.set(st.leadership.standbys)
     }
   }
 }

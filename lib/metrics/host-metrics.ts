@@ -28,6 +28,11 @@ export class HostMetrics {
   readonly checkpointLatency: Histogram
   readonly reconnects: Counter
   readonly rejected: Counter<'subject' | 'cause'>
+  readonly checkpointFailures: Counter<'cause'>
+  readonly reportRetries: Counter<'type'>
+  readonly errors: Counter<'where'>
+  /** The highest balancer term this host has obeyed. */
+  readonly term: Gauge
 
   constructor(hostId: string, source: HostStateSource) {
     this.registry.setDefaultLabels({ host: hostId })
@@ -36,6 +41,12 @@ export class HostMetrics {
     this.checkpointLatency = new Histogram({ name: 'shoal_host_checkpoint_latency_seconds', help: 'Checkpoint sent → the balancer acknowledged it durable.', buckets: LATENCY_BUCKETS, registers: r })
     this.reconnects = new Counter({ name: 'shoal_nats_reconnects_total', help: 'Times this host reconnected to NATS.', registers: r })
     this.rejected = new Counter({ name: 'shoal_host_messages_rejected_total', help: 'Messages this host counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
+    this.checkpointFailures = new Counter({ name: 'shoal_host_checkpoint_failures_total', help: 'Checkpoints not acknowledged, by cause (timeout, unavailable, refused, error).', labelNames: ['cause'], registers: r })
+    this.reportRetries = new Counter({ name: 'shoal_host_report_retries_total', help: 'Result and failure reports sent again because no durable answer came, by report type.', labelNames: ['type'], registers: r })
+    this.errors = new Counter({ name: 'shoal_host_errors_total', help: 'Errors logged and survived (an unhandled rejection), by where.', labelNames: ['where'], registers: r })
+    this.term = new Gauge({ name: 'shoal_host_balancer_term', help: 'The highest leadership term of a balancer this host has obeyed.', registers: r })
+    for (const cause of ['timeout', 'unavailable', 'refused', 'error']) this.checkpointFailures.inc({ cause }, 0)
+    for (const type of ['done', 'failed']) this.reportRetries.inc({ type }, 0)
     new Gauge({
       name: 'shoal_host_worker_utilisation_ratio',
       help: 'Busy slots over slots.',

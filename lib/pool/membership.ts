@@ -97,6 +97,21 @@ export class Membership {
     return events
   }
 
+  /**
+   * The observer could not have heard anyone from `from` to `to` (its own NATS link was down, its
+   * process was frozen, it had just taken over): that time does not count as the hosts' silence.
+   * Each live host's silence is shortened by the blind part of it, so it keeps the time it had
+   * left, counted from `to`.
+   */
+  excuse(from: number, to: number): void {
+    if (!(to > from)) return
+    for (const h of this.hosts.values()) {
+      if (h.state !== 'alive' && h.state !== 'suspect') continue
+      if (h.lastSeen >= to) continue
+      h.lastSeen = Math.min(to, h.lastSeen + (to - Math.max(from, h.lastSeen)))
+    }
+  }
+
   get(hostId: string): PoolHost | undefined {
     return this.hosts.get(hostId)
   }

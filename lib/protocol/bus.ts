@@ -11,11 +11,17 @@ import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node'
 import type { z } from 'zod'
 import { ShoalError, toWire, fromWire } from '../errors.ts'
 import { Codec, RejectCounter } from './codec.ts'
-import { PROTOCOL_VERSION } from './messages.ts'
+import { PROTOCOL_VERSION, errReplySchema } from './messages.ts'
 
 export interface ServeOptions {
   queue?: string
 }
+
+/**
+ * A serve handler returns this to send no answer at all: a balancer that does not lead (yet, or
+ * any more) stays silent, so that the leader's answer is the one the requester gets.
+ */
+export const NO_REPLY: unique symbol = Symbol('no reply')
 
 export class Bus {
   readonly rejects: RejectCounter
@@ -78,15 +84,15 @@ export class Bus {
           this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
           return
         }
-        void (async () => {
-          let answer: unknown
+        const answer = (async () => {
           try {
-            answer = await handler(d.value, m)
+            return await handler(d.value, m)
           } catch (e) {
-            answer = { v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }
+            return { v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }
           }
-          this.reply(m, answer)
         })()
+        // The async function catches the handler's errors itself, so this never rejects.
+        answer.then((a) => (a === NO_REPLY ? undefined : this.reply(m, a)), () => undefined)
       },
     })
   }
@@ -119,6 +125,10 @@ export class Bus {
     }
     const d = this.codec.decode(replySchema, m.data)
     if (!d.ok) {
+      // Every `serve` answers a handler's error with an `err` reply, whatever the reply schema
+      // names: that is the peer's error, not a malformed reply.
+      const e = this.codec.decode(errReplySchema, m.data)
+      if (e.ok) throw fromWire(e.value.error)
       this.rejects.count(`${subject} (reply)`, d.cause)
       throw new ShoalError('E_MSG_INVALID', `invalid reply on ${subject}: ${d.detail}`)
     }

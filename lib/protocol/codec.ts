@@ -11,7 +11,7 @@ import type { z } from 'zod'
 import { ShoalError } from '../errors.ts'
 
 /** Why a message was dropped. */
-export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch'
+export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term'
 
 /** Counts dropped messages by subject and cause; `onReject` lets metrics follow along. */
 export class RejectCounter {

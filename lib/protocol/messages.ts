@@ -32,6 +32,9 @@ export const wireErrorSchema: z.ZodType<import('../errors.ts').WireError> = z.la
   }),
 )
 
+/** The answer of any request whose handler failed (see Bus.serve): the error in wire form. */
+export const errReplySchema = z.object({ v, t: z.literal('err'), error: wireErrorSchema })
+
 // ---------------------------------------------------------------- pool
 
 export const shareLoadSchema = z.object({
@@ -47,6 +50,11 @@ export const shareLoadSchema = z.object({
    * measured yet, or a host older than this field.
    */
   busy: fraction.optional(),
+  /**
+   * The share finished on this host and its result (or failure) is on its way to the balancer,
+   * not yet acknowledged: the share is accounted for, not lost, and uses no slot.
+   */
+  finished: z.boolean().optional(),
 })
 export type ShareLoad = z.infer<typeof shareLoadSchema>
 
@@ -96,13 +104,20 @@ export const shareAssignmentSchema = z.object({
 })
 export type ShareAssignment = z.infer<typeof shareAssignmentSchema>
 
+/**
+ * The leading balancer's term (its own epoch, one higher at every takeover). Every command carries
+ * it; a host refuses a command from a lower term than the highest it has seen (E_STALE_TERM), so a
+ * deposed leader can change nothing on a host.
+ */
+const term = count
+
 export const hostCommandSchema = z.discriminatedUnion('t', [
-  z.object({ v, t: z.literal('assign'), share: shareAssignmentSchema }),
-  z.object({ v, t: z.literal('pause'), shareId, epoch: count }),
-  z.object({ v, t: z.literal('split'), shareId, epoch: count, fraction: z.number().gt(0).lt(1) }),
-  z.object({ v, t: z.literal('drop'), shareId, epoch: count }),
-  z.object({ v, t: z.literal('merge'), processor: z.string(), input: z.unknown(), results: z.array(z.unknown()).min(1) }),
-  z.object({ v, t: z.literal('validate'), processor: z.string(), input: z.unknown() }),
+  z.object({ v, t: z.literal('assign'), term, share: shareAssignmentSchema }),
+  z.object({ v, t: z.literal('pause'), term, shareId, epoch: count }),
+  z.object({ v, t: z.literal('split'), term, shareId, epoch: count, fraction: z.number().gt(0).lt(1) }),
+  z.object({ v, t: z.literal('drop'), term, shareId, epoch: count }),
+  z.object({ v, t: z.literal('merge'), term, processor: z.string(), input: z.unknown(), results: z.array(z.unknown()).min(1) }),
+  z.object({ v, t: z.literal('validate'), term, processor: z.string(), input: z.unknown() }),
 ])
 export type HostCommand = z.infer<typeof hostCommandSchema>
 
@@ -155,12 +170,35 @@ export const reportSchema = z.discriminatedUnion('t', [
 ])
 export type Report = z.infer<typeof reportSchema>
 
-/** The balancer's answer to a report: `ack` once durable; `nack` tells the host to drop the share. */
+/**
+ * The balancer's answer to a report: `ack` once durable; `nack` (a definite refusal: stale epoch,
+ * share or job gone) tells the host to drop the share. Both carry the leader's term: a host treats
+ * an answer from a lower term than it knows as no answer and sends the report again.
+ */
 export const reportReplySchema = z.discriminatedUnion('t', [
-  z.object({ v, t: z.literal('ack') }),
-  z.object({ v, t: z.literal('nack'), error: wireErrorSchema }),
+  z.object({ v, t: z.literal('ack'), term }),
+  z.object({ v, t: z.literal('nack'), term, error: wireErrorSchema }),
 ])
 export type ReportReply = z.infer<typeof reportReplySchema>
+
+// ---------------------------------------------------------------- balancer presence
+
+/**
+ * Every balancer process says it is there, every pool.heartbeatMs: the leader (with its term,
+ * which hosts adopt as the lowest term they obey) and the standbys (which `shoal status` lists).
+ */
+export const presenceSchema = z.object({
+  v,
+  t: z.literal('presence'),
+  id,
+  pid: count,
+  role: z.enum(['leader', 'standby']),
+  /** The leader's term; for a standby, the highest term it has seen. */
+  term,
+  /** When the leader took over (wall clock, ms); absent for a standby. */
+  since: ms.optional(),
+})
+export type Presence = z.infer<typeof presenceSchema>
 
 // ---------------------------------------------------------------- SDK/CLI → balancer
 
@@ -337,6 +375,10 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     failovers: z.array(failoverSchema),
     /** The last balancing pass (absent until the first one ran). */
     balance: balanceSummarySchema.optional(),
+    /** The balancer that answered, which leads, with its term (absent from older balancers). */
+    leader: z.object({ id, pid: count, term, since: ms }).optional(),
+    /** Balancers standing by to take over, as the leader hears them. */
+    standbys: z.array(z.object({ id, pid: count })).optional(),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({

@@ -8,6 +8,7 @@
  *   shoal.<cluster>.pool.>                balancer: subscription to both of the above
  *   shoal.<cluster>.host.<hostId>.cmd     balancer → host: assign | pause | split | drop | merge | validate (request/reply)
  *   shoal.<cluster>.bal.report            host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
+ *   shoal.<cluster>.bal.presence.<id>     balancer → all: leader or standby, with the term (publish, every pool.heartbeatMs)
  *   shoal.<cluster>.api.<op>              SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)
  *   shoal.<cluster>.job.<jobId>.ev        balancer → SDK: job events (publish)
  *
@@ -73,6 +74,16 @@ export class Subjects {
     return `${this.prefix}.bal.report`
   }
 
+  /** Where balancer `id` says it is there (leader or standby). */
+  presence(id: string): string {
+    return `${this.prefix}.bal.presence.${token('balancer id', id)}`
+  }
+
+  /** Wildcard for every balancer's presence. */
+  presenceAll(): string {
+    return `${this.prefix}.bal.presence.*`
+  }
+
   api(op: ApiOp): string {
     return `${this.prefix}.api.${op}`
   }
@@ -82,7 +93,7 @@ export class Subjects {
   }
 
   /** JetStream KV bucket names (bucket names allow letters, digits, '-' and '_'). */
-  bucket(kind: 'jobs' | 'shares' | 'hosts' | 'ckpt'): string {
+  bucket(kind: 'jobs' | 'shares' | 'hosts' | 'leader' | 'ckpt'): string {
     return `shoal_${this.cluster}_${kind}`
   }
 }

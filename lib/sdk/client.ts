@@ -41,6 +41,10 @@ export interface ClusterStatus {
   failovers: Failover[]
   /** The last balancing pass: imbalance against the tolerated imbalance, loads, reasons. */
   balance?: BalanceSummary
+  /** The balancer that leads (it answered), with its term and since when. */
+  leader?: { id: string; pid: number; term: number; since: number }
+  /** Balancers standing by to take over. */
+  standbys?: Array<{ id: string; pid: number }>
 }
 
 /** Options of {@link ShoalClient.connect}. */
@@ -140,9 +144,11 @@ export class ShoalClient {
       throw e
     }
     if (spec.signal) {
-      const onAbort = () => void job.cancel().catch(() => undefined)
+      const onAbort = () => {
+        job.cancel().catch(() => undefined)
+      }
       spec.signal.addEventListener('abort', onAbort, { once: true })
-      void job.done().then(() => spec.signal?.removeEventListener('abort', onAbort))
+      job.done().then(() => spec.signal?.removeEventListener('abort', onAbort), () => undefined)
     }
     return job
   }
@@ -168,6 +174,8 @@ export class ShoalClient {
     if (r.t !== 'status') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}' to status`)
     const st: ClusterStatus = { hosts: r.hosts, jobs: r.jobs, rejected: r.rejected, migrations: r.migrations, failovers: r.failovers }
     if (r.balance) st.balance = r.balance
+    if (r.leader) st.leader = r.leader
+    if (r.standbys) st.standbys = r.standbys
     return st
   }
 
@@ -215,10 +223,38 @@ export class ShoalClient {
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
   }
 
-  private api(op: ApiOp, req: ApiRequest): Promise<ApiReply> {
-    return this.bus.request(this.subjects.api(op), req, apiReplySchema, this.timeoutMs)
+  /**
+   * One request to the leading balancer. Idempotent requests (everything but `migrate`: a submit
+   * names its job id, so a second one returns the first's job) are sent again while no balancer
+   * answers — a standby taking over, a leader waiting for JetStream — until `requestTimeoutMs`
+   * has passed; then the last error (E_UNAVAILABLE, E_TIMEOUT or E_NOT_LEADER) is thrown.
+   */
+  private async api(op: ApiOp, req: ApiRequest): Promise<ApiReply> {
+    const subject = this.subjects.api(op)
+    if (!IDEMPOTENT.has(op)) return this.bus.request(subject, req, apiReplySchema, this.timeoutMs)
+    const deadline = Date.now() + this.timeoutMs
+    // Several attempts fit in the timeout: a balancer that stays silent (one that no longer leads)
+    // must not use up the whole of it.
+    const attemptMs = Math.max(2_000, Math.floor(this.timeoutMs / 3))
+    let wait = 100
+    for (;;) {
+      const left = deadline - Date.now()
+      try {
+        return await this.bus.request(subject, req, apiReplySchema, Math.max(1, Math.min(attemptMs, left)))
+      } catch (e) {
+        const code = (e as ShoalError).code
+        if (!RETRIED.has(code) || Date.now() + wait >= deadline) throw e
+      }
+      await new Promise((r) => setTimeout(r, wait))
+      wait = Math.min(1_000, wait * 2)
+    }
   }
 }
+
+/** Requests that may be sent twice with the effect of once. */
+const IDEMPOTENT = new Set<ApiOp>(['submit', 'cancel', 'job', 'status', 'drain', 'config'])
+/** Errors that mean "no leader answered (yet)". */
+const RETRIED = new Set(['E_UNAVAILABLE', 'E_TIMEOUT', 'E_NOT_LEADER'])
 
 function jobOf(r: ApiReply): JobSummary {
   if (r.t !== 'job') throw new ShoalError('E_INTERNAL', `unexpected reply '${r.t}'`)

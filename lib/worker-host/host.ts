@@ -6,6 +6,11 @@
  * Only processors in the host's own registry (built-ins plus modules named in its config) ever run:
  * a job names a processor, it never ships code.
  *
+ * A host obeys the leading balancer only: every command carries the leader's term, and a command
+ * from a lower term than one the host has seen (in a command or in the leader's presence) is
+ * refused with E_STALE_TERM. A finished share's result is kept and sent again until a balancer of
+ * the current term acknowledges it durable or refuses it for good (stale epoch, share gone).
+ *
  * Must never decide placement: it does what the balancer says, and drops a share the balancer
  * calls stale.
  */
@@ -14,13 +19,14 @@ import os from 'node:os'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { ShoalError } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
-import { createLogger, type Logger } from '../log.ts'
+import { createLogger, LogLimiter, type Logger } from '../log.ts'
 import { connectNats } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import {
   PROTOCOL_VERSION as V,
   hostCommandSchema,
+  presenceSchema,
   reportReplySchema,
   type CheckpointMsg,
   type Heartbeat,
@@ -56,6 +62,12 @@ export class Host {
   private readonly bus: Bus
   private readonly sampler: LoadSampler
   private readonly running = new Map<string, RunningShare>()
+  /**
+   * Shares finished here whose result (or failure) is not acknowledged yet: still listed in the
+   * heartbeats (`finished`), so a balancer that cannot store the result right now (a JetStream
+   * election) does not take the share for lost and run it again.
+   */
+  private readonly finishing = new Map<string, ShareLoad>()
   /** Per-share chain of reports, so a share's reports reach the balancer in order. */
   private readonly reportChains = new Map<string, Promise<void>>()
   private readonly startedAt = Date.now()
@@ -63,6 +75,10 @@ export class Host {
   private blobSeq = 0
   private blobs: Promise<StateBlobs> | undefined
   private sub: Subscription | undefined
+  private presenceSub: Subscription | undefined
+  /** The highest balancer term seen: commands from lower terms come from a deposed leader. */
+  private maxTerm = 0
+  private readonly limited: LogLimiter
   private hbTimer: NodeJS.Timeout | undefined
   private stopped = false
   /** Prometheus metrics; served over HTTP when `host.metricsPort` is set. */
@@ -82,6 +98,7 @@ export class Host {
     this.hostId = config.host.id ?? defaultHostId()
     this.slots = config.host.slots ?? Math.max(1, os.availableParallelism())
     this.log = logger.child({ host: this.hostId })
+    this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(config.cluster)
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
     // Sampled at heartbeat pace, so a background CPU hog shows in the next heartbeats.
@@ -106,7 +123,11 @@ export class Host {
     })
     let nc: NatsConnection
     try {
-      nc = opts.nc ?? (await connectNats(cfg.nats, `shoal-host-${cfg.host.id ?? defaultHostId()}`))
+      nc =
+        opts.nc ??
+        (await connectNats(cfg.nats, `shoal-host-${cfg.host.id ?? defaultHostId()}`, {}, {
+          waitForServer: { onWaiting: (m) => log.warn(m), onConnected: (server) => log.info({ server }, 'connected to NATS') },
+        }))
     } catch (e) {
       await runner.close()
       throw e
@@ -122,7 +143,7 @@ export class Host {
         throw e
       }
     }
-    void host.countReconnects()
+    host.countReconnects().catch(() => undefined) // ends when the connection closes
     host.listen()
     host.log.info({ slots, processors: registry.names(), tags: cfg.host.tags }, 'host started')
     return host
@@ -135,6 +156,7 @@ export class Host {
     if (this.hbTimer) clearInterval(this.hbTimer)
     this.sampler.stop()
     this.sub?.unsubscribe()
+    this.presenceSub?.unsubscribe()
     try {
       this.bus.publish(this.subjects.leave(this.hostId), { v: V, t: 'leave', hostId: this.hostId })
       await this.nc.flush()
@@ -169,6 +191,16 @@ export class Host {
     return this.metricsServer?.url
   }
 
+  /** Counts an error that reached the process's last line of defence (crash-guard.ts). */
+  unhandled(where: string): void {
+    this.metrics.errors.inc({ where })
+  }
+
+  /** The highest balancer term this host has obeyed. */
+  get term(): number {
+    return this.maxTerm
+  }
+
   /** Rejected messages by `subject cause`. */
   rejected(): Record<string, number> {
     return this.bus.rejects.snapshot()
@@ -176,9 +208,29 @@ export class Host {
 
   private listen(): void {
     this.sampler.start()
-    this.sub = this.bus.serve(this.subjects.hostCommand(this.hostId), hostCommandSchema, (cmd) => this.onCommand(cmd))
+    this.sub = this.bus.serve(this.subjects.hostCommand(this.hostId), hostCommandSchema, (cmd, raw) => {
+      if (cmd.term < this.maxTerm) {
+        this.bus.rejects.count(raw.subject, 'stale-term')
+        this.log.warn({ t: cmd.t, term: cmd.term, current: this.maxTerm }, 'command from a deposed balancer refused')
+        throw new ShoalError('E_STALE_TERM', `host ${this.hostId} follows balancer term ${this.maxTerm}; a command of term ${cmd.term} comes from a deposed leader`)
+      }
+      this.observeTerm(cmd.term)
+      return this.onCommand(cmd)
+    })
+    // The leader says who it is every heartbeat: a host learns a new term even if the new leader
+    // never commands it, so a deposed leader's late commands find it already refusing them.
+    this.presenceSub = this.bus.subscribe(this.subjects.presenceAll(), presenceSchema, (p) => {
+      if (p.role === 'leader') this.observeTerm(p.term)
+    })
     this.beat()
     this.hbTimer = setInterval(() => this.beat(), this.config.pool.heartbeatMs)
+  }
+
+  private observeTerm(term: number): void {
+    if (term <= this.maxTerm) return
+    if (this.maxTerm > 0) this.log.info({ from: this.maxTerm, to: term }, `following balancer term ${term}`)
+    this.maxTerm = term
+    this.metrics.term.set(term)
   }
 
   private beat(): void {
@@ -192,6 +244,7 @@ export class Host {
       if (p.busy !== undefined) entry.busy = p.busy
       return entry
     })
+    for (const f of this.finishing.values()) if (!this.running.has(f.shareId)) shares.push(f)
     const hb: Heartbeat = {
       v: V,
       t: 'hb',
@@ -296,7 +349,7 @@ export class Host {
     if (existing && existing.epoch === a.epoch) return // a retried assignment
     if (existing) {
       this.running.delete(a.shareId)
-      void existing.drop()
+      existing.drop().catch(() => undefined) // the old run is being replaced: its end does not matter
     }
     const p = this.processor(a.processor)
     if (a.stateRef) a = { ...a, state: await (await this.stateBlobs()).get(a.stateRef) }
@@ -315,14 +368,14 @@ export class Host {
     const isCurrent = () => this.running.get(a.shareId) === run
     const run: RunningShare = this.runner.start(spec, {
       onCheckpoint: (cp) => {
-        if (isCurrent()) this.report(a.shareId, this.checkpointMsg(cp).then((checkpoint) => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint })), false)
+        if (isCurrent()) this.report(a.shareId, this.checkpointMsg(cp).then((checkpoint) => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint })), false).catch(() => undefined) // report() settles every failure itself
       },
       onDone: (d) => {
         if (!isCurrent()) return
         this.running.delete(a.shareId)
         this.countUnits(a.shareId, d.unitsDone)
         this.unitsCounted.delete(a.shareId)
-        this.report(a.shareId, { v: V, t: 'done', hostId: this.hostId, shareId: d.shareId, epoch: d.epoch, to: d.to, result: d.result, unitsDone: d.unitsDone, elapsedMs: d.elapsedMs }, true)
+        this.finished(d.shareId, d.epoch, d.to, d.unitsDone, this.report(a.shareId, { v: V, t: 'done', hostId: this.hostId, shareId: d.shareId, epoch: d.epoch, to: d.to, result: d.result, unitsDone: d.unitsDone, elapsedMs: d.elapsedMs }, true))
       },
       onFailed: (f) => {
         if (!isCurrent()) return
@@ -331,7 +384,7 @@ export class Host {
         const msg: Report = { v: V, t: 'failed', hostId: this.hostId, shareId: f.shareId, epoch: f.epoch, error: f.error }
         this.log.warn({ share: f.shareId, error: f.error.message }, 'share failed')
         const cp = f.checkpoint
-        this.report(a.shareId, cp ? this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true)
+        this.finished(f.shareId, f.epoch, cp?.position ?? a.position, cp?.unitsDone ?? a.unitsDone, this.report(a.shareId, cp ? this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true))
       },
     })
     this.running.set(a.shareId, run)
@@ -344,43 +397,94 @@ export class Host {
    * one supersedes it); a result or failure is retried until the balancer answers, because it is
    * the only copy of that work.
    */
-  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean): void {
+  /** Lists a finished share in the heartbeats until its final report is answered (`delivered`). */
+  private finished(shareId: string, epoch: number, position: number, unitsDone: number, delivered: Promise<void>): void {
+    const entry: ShareLoad = { shareId, epoch, position, to: position, unitsDone, unitsPerSec: 0, busy: 0, finished: true }
+    this.finishing.set(shareId, entry)
+    delivered.then(() => {
+      if (this.finishing.get(shareId) === entry) this.finishing.delete(shareId)
+    }, () => undefined)
+  }
+
+  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean): Promise<void> {
     const prev = this.reportChains.get(shareId) ?? Promise.resolve()
     const next = prev.then(async () => {
       let m: Report
       try {
         m = await msg
       } catch (e) {
-        this.log.warn({ share: shareId, err: (e as Error).message }, 'checkpoint not sent')
+        this.metrics.checkpointFailures.inc({ cause: 'error' })
+        this.limited.warn('checkpoint-state', { share: shareId, err: (e as Error).message }, 'checkpoint not sent: its state could not be stored')
         return
       }
       await this.send(shareId, m, mustArrive)
     })
     this.reportChains.set(shareId, next)
-    void next.finally(() => {
-      if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
-    })
+    // send() handles every failure itself; this only forgets the finished chain.
+    next
+      .finally(() => {
+        if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
+      })
+      .catch((e: unknown) => this.log.error({ share: shareId, err: (e as Error).message }, 'report chain failed'))
+    return next
   }
 
+  /**
+   * Sends one report. A checkpoint is tried once (the next one supersedes it; a failure is counted
+   * and logged, rate-limited). A result or failure is sent again, with back-off, until a balancer
+   * of the current term answers: an ack means durable, a nack is a refusal for good (stale epoch,
+   * share gone) and drops the share. Anything else (no answer, no balancer, an error reply, an
+   * answer from a deposed leader) is transient. A report that can never be delivered (too large,
+   * refused as malformed) becomes a failure report saying why, so the job fails rather than hangs.
+   */
   private async send(shareId: string, msg: Report, mustArrive: boolean): Promise<void> {
     let wait = 100
+    let replaced = false
     for (;;) {
+      if (this.stopped) return
+      let trouble: { cause: 'timeout' | 'unavailable' | 'refused' | 'error'; message: string }
       try {
         const t0 = performance.now()
         const reply = await this.bus.request(this.subjects.report(), msg, reportReplySchema, REPORT_TIMEOUT_MS)
-        if (msg.t === 'checkpoint' && reply.t === 'ack') this.metrics.checkpointLatency.observe((performance.now() - t0) / 1000)
-        if (reply.t === 'nack') this.onNack(shareId, msg, reply.error.message)
-        return
-      } catch (e) {
-        const err = e as ShoalError
-        if (!mustArrive || this.stopped || (err.code !== 'E_TIMEOUT' && err.code !== 'E_UNAVAILABLE')) {
-          if (mustArrive) this.log.error({ share: shareId, t: msg.t, err: err.message }, 'report could not be delivered')
+        if (reply.term < this.maxTerm) {
+          trouble = { cause: 'refused', message: `answer from balancer term ${reply.term}, which no longer leads (term ${this.maxTerm} does)` }
+        } else {
+          this.observeTerm(reply.term)
+          if (reply.t === 'nack') {
+            if (msg.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'refused' })
+            this.onNack(shareId, msg, reply.error.message)
+            return
+          }
+          if (msg.t === 'checkpoint') this.metrics.checkpointLatency.observe((performance.now() - t0) / 1000)
           return
         }
-        await new Promise((r) => setTimeout(r, wait))
-        wait = Math.min(RETRY_MAX_MS, wait * 2)
+      } catch (e) {
+        const err = e as ShoalError
+        if (mustArrive && !replaced && (err.code === 'E_MSG_TOO_LARGE' || err.code === 'E_MSG_INVALID') && msg.t !== 'checkpoint') {
+          msg = this.undeliverable(msg, err)
+          replaced = true
+          continue
+        }
+        trouble = { cause: err.code === 'E_TIMEOUT' ? 'timeout' : err.code === 'E_UNAVAILABLE' ? 'unavailable' : 'error', message: err.message }
       }
+      if (!mustArrive) {
+        this.metrics.checkpointFailures.inc({ cause: trouble.cause })
+        this.limited.warn('checkpoint', { share: shareId, cause: trouble.cause, err: trouble.message }, 'checkpoint not acknowledged (the next one will be tried)')
+        return
+      }
+      this.metrics.reportRetries.inc({ type: msg.t })
+      this.limited.warn(`report:${msg.t}`, { share: shareId, t: msg.t, cause: trouble.cause, err: trouble.message, retryInMs: wait }, `${msg.t} report not acknowledged yet: kept and sent again`)
+      await new Promise((r) => setTimeout(r, wait))
+      wait = Math.min(RETRY_MAX_MS, wait * 2)
     }
+  }
+
+  /** The failure report that replaces a report that can never be delivered. */
+  private undeliverable(msg: Exclude<Report, { t: 'checkpoint' }>, err: ShoalError): Report {
+    const what = msg.t === 'done' ? 'its result' : 'its failure report'
+    this.log.error({ share: msg.shareId, t: msg.t, err: err.message }, `share ${msg.shareId}: ${what} cannot be delivered; reporting the share failed instead`)
+    const error = { code: err.code, message: `share ${msg.shareId}: ${what} cannot be delivered: ${err.message}`.slice(0, 4_000), retryable: false }
+    return { v: V, t: 'failed', hostId: this.hostId, shareId: msg.shareId, epoch: msg.epoch, error }
   }
 
   private onNack(shareId: string, msg: Report, why: string): void {
@@ -389,7 +493,7 @@ export class Host {
     const r = this.running.get(shareId)
     if (r && r.epoch === epoch) {
       this.running.delete(shareId)
-      void r.drop()
+      r.drop().catch(() => undefined) // dropped on the balancer's word: how it ends does not matter
     }
   }
 }

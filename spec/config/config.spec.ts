@@ -62,6 +62,7 @@ describe('config', () => {
           maxMovesPerCycle: 8,
           maxConcurrentMigrationsPerHost: 2,
           splitMinUnits: 1000,
+          leaseMs: 1000,
         },
         shares: {
           checkpointMs: 1000,
@@ -91,7 +92,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(30)
+      expect(keys).to.have.length(33)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',
@@ -220,6 +221,17 @@ describe('config', () => {
       const err = configError(() => loadConfig({ env: {}, overrides: { balancer: { migrationThreshold: 9 } } }))
       expect(err.message).to.equal('balancer.migrationThreshold must be an integer from 1 to 5 (got 9)')
       expect(err.details).to.include({ key: 'balancer.migrationThreshold', expected: 'an integer from 1 to 5', got: 9 })
+    })
+
+    it('accepts nats.replicas of 1, 3 or 5 and refuses 2, naming the key and the choices', () => {
+      for (const n of [1, 3, 5]) expect(loadConfig({ env: { SHOAL_NATS_REPLICAS: String(n) } }).nats.replicas).to.equal(n)
+      const err = configError(() => loadConfig({ env: { SHOAL_NATS_REPLICAS: '2' } }))
+      expect(err.message).to.equal('nats.replicas (from SHOAL_NATS_REPLICAS) must be 1, 3 or 5 (got "2")')
+    })
+
+    it('refuses a lease shorter than 200 ms, naming balancer.leaseMs', () => {
+      const err = configError(() => loadConfig({ env: {}, overrides: { balancer: { leaseMs: 50 } } }))
+      expect(err.message).to.equal('balancer.leaseMs must be an integer from 200 to 60000 (got 50)')
     })
 
     it('names the env var and quotes its raw text when the value came from the environment', () => {

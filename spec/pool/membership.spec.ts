@@ -46,6 +46,27 @@ describe('pool membership', () => {
     expect(h?.incarnation).to.equal(0)
   })
 
+  it('does not count time the observer could not hear as a host\'s silence (excuse)', () => {
+    m.observe(hb('a', 1), 0)
+    m.observe(hb('b', 1), 2_000)
+    // The observer was blind from 5 s to 60 s (its NATS link was down): a had been silent 5 s and
+    // b 3 s when it went blind, and each keeps what it had left, counted from 60 s.
+    m.excuse(5_000, 60_000)
+    expect(m.tick(60_000).filter((e) => e.to === 'dead')).to.deep.equal([])
+    expect(transitions(m.tick(60_000 + CFG.hostDeadMs - 5_000))).to.deep.equal([`a:suspect->dead@${60_000 + CFG.hostDeadMs - 5_000}`])
+    expect(m.get('b')?.state).to.equal('suspect')
+    expect(transitions(m.tick(60_000 + CFG.hostDeadMs - 3_000))).to.deep.equal([`b:suspect->dead@${60_000 + CFG.hostDeadMs - 3_000}`])
+  })
+
+  it('excuses nothing for a host heard after the blind time, nor for dead or departed hosts', () => {
+    m.observe(hb('a', 1), 0)
+    m.tick(CFG.hostDeadMs)
+    m.observe(hb('c', 1), 9_000)
+    m.excuse(1_000, 8_000)
+    expect(m.get('a')?.lastSeen).to.equal(0)
+    expect(m.get('c')?.lastSeen).to.equal(9_000)
+  })
+
   it('reports nothing for further beats of a host that is already alive, but remembers the latest', () => {
     m.observe(hb('a', 1), 0)
     expect(m.observe(hb('a', 2), 1_000)).to.deep.equal([])

@@ -20,6 +20,7 @@ import {
   hostReplySchema,
   jobEventSchema,
   leaveSchema,
+  presenceSchema,
   reportReplySchema,
   reportSchema,
   type CheckpointMsg,
@@ -133,6 +134,7 @@ const examples: Example[] = [
     msg: {
       v: 1,
       t: 'assign',
+      term: 3,
       share: {
         shareId: 'job-1-s3',
         jobId: 'job-1',
@@ -153,25 +155,26 @@ const examples: Example[] = [
     msg: {
       v: 1,
       t: 'assign',
+      term: 3,
       share: { shareId: 'j-s0', jobId: 'j', epoch: 0, processor: 'p', input: null, from: 5, to: 6, position: 5, unitsDone: 0 },
     },
   },
-  { name: 'host command pause', schema: hostCommandSchema, msg: { v: 1, t: 'pause', shareId: 'job-1-s3', epoch: 4 } },
+  { name: 'host command pause', schema: hostCommandSchema, msg: { v: 1, t: 'pause', term: 2, shareId: 'job-1-s3', epoch: 4 } },
   {
     name: 'host command split',
     schema: hostCommandSchema,
-    msg: { v: 1, t: 'split', shareId: 'job-1-s3', epoch: 4, fraction: 0.5 },
+    msg: { v: 1, t: 'split', term: 2, shareId: 'job-1-s3', epoch: 4, fraction: 0.5 },
   },
-  { name: 'host command drop', schema: hostCommandSchema, msg: { v: 1, t: 'drop', shareId: 'job-1-s3', epoch: 4 } },
+  { name: 'host command drop', schema: hostCommandSchema, msg: { v: 1, t: 'drop', term: 2, shareId: 'job-1-s3', epoch: 4 } },
   {
     name: 'host command merge',
     schema: hostCommandSchema,
-    msg: { v: 1, t: 'merge', processor: 'count-primes', input: { limit: 100 }, results: [{ count: 25 }, 3, 'x', null] },
+    msg: { v: 1, t: 'merge', term: 2, processor: 'count-primes', input: { limit: 100 }, results: [{ count: 25 }, 3, 'x', null] },
   },
   {
     name: 'host command validate',
     schema: hostCommandSchema,
-    msg: { v: 1, t: 'validate', processor: 'count-primes', input: { limit: MAX, raw: new Uint8Array([9, 8, 7]) } },
+    msg: { v: 1, t: 'validate', term: 2, processor: 'count-primes', input: { limit: MAX, raw: new Uint8Array([9, 8, 7]) } },
   },
   { name: 'host reply ok', schema: hostReplySchema, msg: { v: 1, t: 'ok' } },
   { name: 'host reply paused', schema: hostReplySchema, msg: { v: 1, t: 'paused', checkpoint } },
@@ -205,8 +208,8 @@ const examples: Example[] = [
     schema: reportSchema,
     msg: { v: 1, t: 'failed', hostId: 'host-a', shareId: 'job-1-s3', epoch: 4, error: { code: 'E_INTERNAL', message: 'x', retryable: false } },
   },
-  { name: 'report reply ack', schema: reportReplySchema, msg: { v: 1, t: 'ack' } },
-  { name: 'report reply nack', schema: reportReplySchema, msg: { v: 1, t: 'nack', error: { code: 'E_STALE_EPOCH', message: 'old', retryable: false } } },
+  { name: 'report reply ack', schema: reportReplySchema, msg: { v: 1, t: 'ack', term: 7 } },
+  { name: 'report reply nack', schema: reportReplySchema, msg: { v: 1, t: 'nack', term: 7, error: { code: 'E_STALE_EPOCH', message: 'old', retryable: false } } },
   {
     name: 'api request submit with every option',
     schema: apiRequestSchema,
@@ -268,6 +271,13 @@ const examples: Example[] = [
       failovers: [{ shareId: 'job-1-s2', jobId: 'job-1', hostId: 'host-a', at: 1_700_000_000_000, checkpointPosition: 100, lastKnownPosition: 150, unitsRedone: 50, toHost: 'host-b', redispatchedAt: 1_700_000_000_010 }],
     },
   },
+  {
+    name: 'api reply status with a leader and standbys',
+    schema: apiReplySchema,
+    msg: { v: 1, t: 'status', hosts: [], jobs: [], rejected: {}, migrations: [], failovers: [], leader: { id: 'b1', pid: 41, term: 3, since: 1_700_000_000_000 }, standbys: [{ id: 'b2', pid: 42 }] },
+  },
+  { name: 'balancer presence of a leader', schema: presenceSchema, msg: { v: 1, t: 'presence', id: 'b1', pid: 41, role: 'leader', term: 3, since: 1_700_000_000_000 } },
+  { name: 'balancer presence of a standby', schema: presenceSchema, msg: { v: 1, t: 'presence', id: 'b2', pid: 42, role: 'standby', term: 3 } },
   { name: 'api reply err', schema: apiReplySchema, msg: { v: 1, t: 'err', error: wireError } },
   { name: 'job event', schema: jobEventSchema, msg: { v: 1, t: 'job', job: jobSummary } },
 ]
@@ -456,7 +466,7 @@ describe('protocol codec', () => {
 
     for (const bad of ['job-1', 'job-1-sX', 'job.1-s0', '-s0', 'job-1-s1234567890']) {
       it(`a share id of ${JSON.stringify(bad)} is invalid, and the detail names shareId`, () => {
-        const r = rejection(hostCommandSchema, { v: 1, t: 'pause', shareId: bad, epoch: 0 })
+        const r = rejection(hostCommandSchema, { v: 1, t: 'pause', term: 1, shareId: bad, epoch: 0 })
         expect(r.cause).to.equal('invalid')
         expect(r.detail).to.match(/^shareId: /)
       })

@@ -1,7 +1,8 @@
 /**
- * A real Shoal cluster for end-to-end tests: a balancer process and host processes (spawned
- * `shoal` commands), on a nats-server the suite started, under a cluster name of their own so
- * tests never see each other's messages. Processes are real so crash tests can SIGKILL them.
+ * A real Shoal cluster for end-to-end tests: balancer processes (one leads, any others stand by)
+ * and host processes (spawned `shoal` commands), on a nats-server (or a nats-server cluster) the
+ * suite started, under a cluster name of their own so tests never see each other's messages.
+ * Processes are real so crash tests can SIGKILL and SIGSTOP them.
  *
  * Never uses the machine's own nats-server; never sleeps a fixed time where it can wait for state.
  */
@@ -24,12 +25,22 @@ export interface ClusterOptions {
   /** Extra environment for every process (SHOAL_* settings). */
   env?: Record<string, string>
   balancerArgs?: string[]
+  /**
+   * Balancer ids to start (`--id`), all at once; default one, `b1`. With several, one leads and
+   * the others stand by. `nats` gives one balancer its own NATS URL(s).
+   */
+  balancers?: Array<string | { id: string; nats?: string }>
+  /** Wait until the balancers' presences are heard (all but the leader as standbys); default true. */
+  waitForStandbys?: boolean
 }
 
 export class TestCluster {
   readonly cluster: string
   readonly env: Record<string, string>
   readonly hosts = new Map<string, ChildProcess>()
+  /** Balancer processes by id. */
+  readonly balancers = new Map<string, ChildProcess>()
+  /** The balancer started last (the only one, unless `balancers` names several). */
   balancer: ChildProcess | undefined
   client!: ShoalClient
   private readonly logs = new Map<string, string[]>()
@@ -46,17 +57,29 @@ export class TestCluster {
     // Before spawning anything: a missing taskset or a bad CPU list must fail the start, not leave
     // half a cluster running.
     for (const h of this.opts.hosts) if (h.cpus !== undefined) pinnedPrefix(h.cpus)
-    this.startBalancer()
+    const balancers = (this.opts.balancers ?? ['b1']).map((b) => (typeof b === 'string' ? { id: b } : b))
+    for (const b of balancers) this.startBalancer(b.id, b.nats)
     for (const h of this.opts.hosts) this.startHost(h.id, h.args, h.env, h.cpus)
     this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000 })
     await this.waitFor(async () => (await this.client.status().then(() => true, () => false)), 30_000, 'the balancer to answer')
     await this.waitFor(async () => (await this.aliveHosts()).length === this.opts.hosts.length, 30_000, 'hosts to join')
+    if (balancers.length > 1 && this.opts.waitForStandbys !== false) {
+      await this.waitFor(async () => ((await this.client.status()).standbys?.length ?? 0) === balancers.length - 1, 30_000, 'the standby balancers to be heard')
+    }
     return this
   }
 
-  startBalancer(): ChildProcess {
-    this.balancer = this.spawn('balancer', ['balancer', ...(this.opts.balancerArgs ?? [])])
-    return this.balancer
+  /** Starts balancer `id` (default `b1`), optionally on NATS URL(s) of its own. */
+  startBalancer(id = 'b1', nats?: string): ChildProcess {
+    const child = this.spawn(id, ['balancer', '--id', id, ...(this.opts.balancerArgs ?? [])], nats ? { SHOAL_NATS_URL: nats } : {})
+    this.balancers.set(id, child)
+    this.balancer = child
+    return child
+  }
+
+  /** The leader as `status` names it (id, pid, term). */
+  async leader(): Promise<{ id: string; pid: number; term: number; since: number } | undefined> {
+    return (await this.client.status()).leader
   }
 
   /** Starts host `id`; with `cpus`, pinned to those CPUs by taskset (see `ClusterOptions.hosts`). */
@@ -77,8 +100,14 @@ export class TestCluster {
     return child
   }
 
-  /** The last log output of a process (for failure messages). */
+  /**
+   * The last log output of a process (for failure messages): a host id, a balancer id, or
+   * 'balancer' for every balancer's.
+   */
   log(name: string): string {
+    if (name === 'balancer' && !this.logs.has('balancer')) {
+      return [...this.balancers.keys()].map((id) => (this.balancers.size > 1 ? `--- ${id}:\n` : '') + (this.logs.get(id) ?? []).join('')).join('')
+    }
     return (this.logs.get(name) ?? []).join('')
   }
 
@@ -98,7 +127,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await this.client?.close()
-    const all = [...this.hosts.values(), ...(this.balancer ? [this.balancer] : [])]
+    const all = [...this.hosts.values(), ...this.balancers.values()]
     await Promise.all(all.map((c) => killAndWait(c, 'SIGTERM')))
   }
 }

@@ -7,7 +7,7 @@
 
 import type { ChildProcess } from 'node:child_process'
 import { Command } from 'commander'
-import { Balancer } from '../../balancer/balancer.ts'
+import { BalancerNode } from '../../balancer/node.ts'
 import { loadConfig } from '../../config/mod.ts'
 import { ShoalError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
@@ -39,7 +39,7 @@ export function demoCommand(): Command {
         if (!json) process.stderr.write(`${s}\n`)
       }
       let nats: RunningNatsServer | undefined
-      let balancer: Balancer | undefined
+      let balancer: BalancerNode | undefined
       let client: ShoalClient | undefined
       const children: ChildProcess[] = []
       try {
@@ -49,7 +49,7 @@ export function demoCommand(): Command {
         say(`nats-server listening on ${nats.url} (JetStream store ${nats.storeDir})`)
         const cluster = `demo${process.pid}`
         const config = loadConfig({ overrides: { cluster, nats: { url: nats.url }, log: { level: 'warn' }, balancer: { metricsPort: 0 } } as never })
-        balancer = await Balancer.start({ config, logger: createLogger('shoal-balancer', 'warn') })
+        balancer = await BalancerNode.start({ config, logger: createLogger('shoal-balancer', 'warn') })
         const env = { ...process.env, SHOAL_CLUSTER: cluster, SHOAL_NATS_URL: nats.url, SHOAL_LOG_LEVEL: 'warn' }
         const hostPorts: number[] = []
         for (let i = 1; i <= hostCount; i++) {

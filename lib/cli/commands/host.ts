@@ -2,6 +2,8 @@
 
 import { Command } from 'commander'
 import { Host } from '../../worker-host/host.ts'
+import { installCrashGuard } from '../../crash-guard.ts'
+import { createLogger } from '../../log.ts'
 import { addCommonOptions, configFrom, stopOnSignals, type CommonOptions } from '../common.ts'
 import { parseIntArg, parseTags } from '../output.ts'
 
@@ -28,7 +30,12 @@ export function hostCommand(): Command {
       if (o.tags !== undefined) host.tags = parseTags(o.tags)
       if (o.processor !== undefined) host.processors = o.processor
       if (o.metricsPort !== undefined) host.metricsPort = parseIntArg('--metrics-port', o.metricsPort, 0)
-      const h = await Host.start({ config: configFrom(o, Object.keys(host).length ? { host } : {}) })
-      stopOnSignals(() => h.stop())
+      const config = configFrom(o, Object.keys(host).length ? { host } : {})
+      const log = createLogger('shoal-host', config.log.level)
+      let h: Host | undefined
+      installCrashGuard(log, (where) => h?.unhandled(where))
+      h = await Host.start({ config, logger: log })
+      const started = h
+      stopOnSignals(() => started.stop())
     })
 }

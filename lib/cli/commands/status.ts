@@ -45,10 +45,20 @@ export function statusCommand(): Command {
     })
 }
 
+/** "BALANCER leader b1 (pid 123), term 4 since 12:00:01.123; standbys b2 (pid 456)" */
+export function leadershipLine(st: ClusterStatus): string | undefined {
+  const l = st.leader
+  if (!l) return undefined
+  const standbys = st.standbys?.length ? st.standbys.map((s) => `${s.id} (pid ${s.pid})`).join(', ') : 'none'
+  return `BALANCER leader ${l.id} (pid ${l.pid}), term ${l.term} since ${new Date(l.since).toISOString().slice(11, 23)}; standbys: ${standbys}`
+}
+
 /** The human view of `shoal status`: hosts with their load, the balance, jobs, migrations with reasons. */
 export function renderStatus(st: ClusterStatus): string {
   const { hosts, jobs, rejected, migrations, balance } = st
   const lines: string[] = []
+  const lead = leadershipLine(st)
+  if (lead) lines.push(lead, '')
   lines.push(`HOSTS (${hosts.length})`)
   lines.push(row(['host', 'state', 'slots', 'busy', 'cores', 'cpu', 'load', 'mem free', 'processors', 'tags']))
   for (const h of [...hosts].sort((a, b) => a.hostId.localeCompare(b.hostId))) {

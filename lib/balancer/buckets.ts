@@ -1,0 +1,171 @@
+/**
+ * The JetStream buckets of one Shoal cluster, opened (created when missing) with `nats.replicas`
+ * replicas: KV `shoal_<cluster>_jobs`, `_shares`, `_hosts`, `_leader` and the Object Store
+ * `shoal_<cluster>_ckpt`. Also the adapter that gives record-writer.ts and lease.ts their narrow
+ * bucket interface, with CAS conflicts turned into `RevisionConflict`.
+ *
+ * JetStream keeps a bucket that already exists with its own settings: opening one whose replicas
+ * differ from the configured ones changes nothing, and says so with the command that moves it
+ * (`shoal store replicas N`, a stream update).
+ *
+ * Must never decide anything about jobs or shares.
+ */
+
+import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { ShoalError } from '../errors.ts'
+import type { Subjects } from '../protocol/subjects.ts'
+import { StateBlobs } from '../checkpoints/state-blobs.ts'
+import { RevisionConflict, type KvBucket } from './record-writer.ts'
+
+export const KV_KINDS = ['jobs', 'shares', 'hosts', 'leader'] as const
+export type KvKind = (typeof KV_KINDS)[number]
+
+export interface Buckets {
+  jobs: KvBucket & { kv: KV }
+  shares: KvBucket & { kv: KV }
+  hosts: KvBucket & { kv: KV }
+  leader: KvBucket & { kv: KV }
+  blobs: StateBlobs
+  /** Replicas the buckets were asked for. */
+  replicas: number
+  /** The server is part of a NATS cluster (it reports a cluster name). */
+  clustered: boolean
+  /** What the operator should know: replicas that differ from the wanted ones, too few on a cluster. */
+  warnings: string[]
+}
+
+export interface OpenOptions {
+  /** `nats.replicas`; unset: 3 on a NATS cluster, else 1. */
+  replicas?: number | undefined
+  /** Timeout of the leader bucket's operations: a renewal must not wait longer than a lease. */
+  leaseMs: number
+}
+
+/** Replicas wanted: the configured ones, else 3 on a cluster and 1 on a single server. */
+export function wantedReplicas(configured: number | undefined, clustered: boolean): number {
+  return configured ?? (clustered ? 3 : 1)
+}
+
+export function isClustered(nc: NatsConnection): boolean {
+  return typeof nc.info?.cluster === 'string' && nc.info.cluster !== ''
+}
+
+export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: OpenOptions): Promise<Buckets> {
+  const clustered = isClustered(nc)
+  const replicas = wantedReplicas(opts.replicas, clustered)
+  const warnings: string[] = []
+  try {
+    const kvm = new Kvm(nc)
+    const leaderKvm = new Kvm(jetstream(nc, { timeout: Math.max(200, opts.leaseMs) }))
+    const open = async (kind: KvKind) => {
+      // Kvm.create mutates its options object: a fresh literal each time.
+      const kv = await (kind === 'leader' ? leaderKvm : kvm).create(subjects.bucket(kind), { history: 1, replicas })
+      const have = (await kv.status()).replicas
+      if (have !== replicas) warnings.push(replicaWarning(subjects.bucket(kind), have, replicas))
+      else if (clustered && have < 3) warnings.push(`bucket ${subjects.bucket(kind)} has ${have} replica(s) on a NATS cluster: losing the node that holds it stops Shoal until it is back; set nats.replicas to 3 (and run 'shoal store replicas 3' for existing buckets)`)
+      return adapt(subjects.bucket(kind), kv)
+    }
+    const jobs = await open('jobs')
+    const shares = await open('shares')
+    const hosts = await open('hosts')
+    const leader = await open('leader')
+    const blobs = await StateBlobs.open(nc, subjects, replicas)
+    return { jobs, shares, hosts, leader, blobs, replicas, clustered, warnings }
+  } catch (e) {
+    throw storeError(e, replicas)
+  }
+}
+
+function replicaWarning(bucket: string, have: number, want: number): string {
+  return `bucket ${bucket} exists with ${have} replica(s), not the ${want} wanted (nats.replicas); JetStream keeps an existing bucket's settings. Move every Shoal bucket with: shoal store replicas ${want}`
+}
+
+/** Why the buckets could not be opened, in words an operator can act on. */
+function storeError(e: unknown, replicas: number): ShoalError {
+  const msg = (e as Error).message ?? String(e)
+  if (/insufficient resources|no suitable peers/i.test(msg)) {
+    return new ShoalError('E_STORE', `cannot create JetStream buckets with ${replicas} replicas: the NATS cluster has fewer JetStream servers than that (${msg}); lower nats.replicas or add servers`, { cause: e, retryable: false })
+  }
+  if (/jetstream not enabled/i.test(msg) && !/temporarily/i.test(msg)) {
+    return new ShoalError('E_STORE', `cannot open JetStream KV buckets: JetStream is not enabled on nats-server (start it with -js) (${msg})`, { cause: e })
+  }
+  return new ShoalError('E_STORE', `cannot open JetStream KV buckets: ${msg}`, { cause: e })
+}
+
+/** The narrow bucket interface over a nats.js KV. */
+export function adapt(name: string, kv: KV): KvBucket & { kv: KV } {
+  const conflict = (key: string, e: unknown): unknown => (isRevisionConflict(e) ? new RevisionConflict(key, e) : e)
+  return {
+    name,
+    kv,
+    async create(key, value) {
+      try {
+        return await kv.create(key, value)
+      } catch (e) {
+        throw conflict(key, e)
+      }
+    },
+    async update(key, value, revision) {
+      try {
+        return await kv.update(key, value, revision)
+      } catch (e) {
+        throw conflict(key, e)
+      }
+    },
+    async get(key) {
+      const e = await kv.get(key)
+      if (!e || e.operation !== 'PUT' || e.value.length === 0) return null
+      return { revision: e.revision, value: e.value }
+    },
+  }
+}
+
+/** JetStream's "wrong last sequence" answer to a compare-and-set (codes 10071 and 10164). */
+export function isRevisionConflict(e: unknown): boolean {
+  const err = e as { name?: string; code?: unknown; message?: string }
+  if (err?.name === 'JetStreamApiError' && (err.code === 10071 || err.code === 10164)) return true
+  return typeof err?.message === 'string' && /wrong last sequence/i.test(err.message)
+}
+
+/** Every Shoal stream of a cluster with its replicas and leader (for `shoal store`). */
+export async function describeStreams(nc: NatsConnection, subjects: Subjects): Promise<Array<{ stream: string; replicas: number; leader: string | undefined; current: number }>> {
+  const jsm = await jetstreamManager(nc)
+  const out = []
+  for (const stream of streamNames(subjects)) {
+    try {
+      const si = await jsm.streams.info(stream)
+      const peers = si.cluster?.replicas ?? []
+      out.push({ stream, replicas: si.config.num_replicas, leader: si.cluster?.leader, current: 1 + peers.filter((p) => p.current).length })
+    } catch (e) {
+      if (/stream not found/i.test((e as Error).message)) continue
+      throw e
+    }
+  }
+  return out
+}
+
+/** Sets every Shoal stream of a cluster to `replicas` (JetStream moves the data). */
+export async function setReplicas(nc: NatsConnection, subjects: Subjects, replicas: number): Promise<Array<{ stream: string; from: number; to: number }>> {
+  const jsm = await jetstreamManager(nc)
+  const changed = []
+  for (const stream of streamNames(subjects)) {
+    let si
+    try {
+      si = await jsm.streams.info(stream)
+    } catch (e) {
+      if (/stream not found/i.test((e as Error).message)) continue
+      throw e
+    }
+    if (si.config.num_replicas === replicas) continue
+    await jsm.streams.update(stream, { ...si.config, num_replicas: replicas })
+    changed.push({ stream, from: si.config.num_replicas, to: replicas })
+  }
+  return changed
+}
+
+/** The JetStream streams behind a cluster's buckets (KV_<bucket>, OBJ_<bucket>). */
+export function streamNames(subjects: Subjects): string[] {
+  return [...KV_KINDS.map((k) => `KV_${subjects.bucket(k)}`), `OBJ_${subjects.bucket('ckpt')}`]
+}

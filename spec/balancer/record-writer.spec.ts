@@ -1,0 +1,135 @@
+/**
+ * The record writer: must-happen writes retried until durable, one write per key at a time with
+ * later puts coalesced, and compare-and-set fencing that tells a deposed leader from a lost answer.
+ * Driven with an in-memory KV (spec/support/fake-kv.ts) and no real time.
+ */
+
+import { expect } from 'chai'
+import { Packr } from 'msgpackr'
+import { LeaseFence, openFence, type Fence } from '../../lib/balancer/fence.ts'
+import { RecordWriter } from '../../lib/balancer/record-writer.ts'
+import type { ShoalError } from '../../lib/errors.ts'
+import { FakeKv } from '../support/fake-kv.ts'
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const encode = (r: object) => packr.pack(r)
+const decode = (v: Uint8Array) => packr.unpack(v) as { n?: number; term?: number }
+const termOf = (v: Uint8Array) => decode(v).term ?? 0
+
+function writer(kv: FakeKv, fence: Fence = openFence(2), slept: number[] = []) {
+  return new RecordWriter(kv, fence, encode, termOf, {
+    sleep: async (ms) => {
+      slept.push(ms)
+      await Promise.resolve()
+    },
+  })
+}
+
+describe('record writer', () => {
+  it('creates a key it has not seen and updates it at the revision it wrote, stamping the term', async () => {
+    const kv = new FakeKv()
+    const w = writer(kv)
+    await w.put('s1', { n: 1 })
+    const first = kv.entries.get('s1')!
+    expect(decode(first.value)).to.deep.equal({ n: 1, term: 2 })
+    await w.put('s1', { n: 2 })
+    const second = kv.entries.get('s1')!
+    expect(second.revision).to.be.greaterThan(first.revision)
+    expect(decode(second.value)).to.deep.equal({ n: 2, term: 2 })
+  })
+
+  it('coalesces puts made while a write is in flight into one more write of the latest record', async () => {
+    const kv = new FakeKv()
+    const w = writer(kv)
+    const rec = { n: 0 }
+    const all = []
+    for (let i = 1; i <= 10; i++) {
+      rec.n = i
+      all.push(w.put('s1', rec))
+    }
+    await Promise.all(all)
+    expect(kv.writes).to.equal(2)
+    expect(decode(kv.entries.get('s1')!.value).n).to.equal(10)
+    expect(w.pending).to.equal(0)
+  })
+
+  it('retries a failing write with growing back-off until it is stored', async () => {
+    const kv = new FakeKv()
+    kv.faults.push('fail', 'fail', 'fail', 'fail')
+    const slept: number[] = []
+    await writer(kv, openFence(1), slept).put('j1', { n: 7 })
+    expect(decode(kv.entries.get('j1')!.value).n).to.equal(7)
+    expect(slept).to.deep.equal([50, 100, 200, 400])
+  })
+
+  it('writes again over its own write whose answer was lost (the same term), without a second record', async () => {
+    const kv = new FakeKv()
+    const w = writer(kv)
+    kv.faults.push('lose-answer')
+    await w.put('s1', { n: 1 })
+    await w.put('s1', { n: 2 })
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 2, term: 2 })
+  })
+
+  it('overwrites a record a lower term wrote behind its back, and reports the fenced write', async () => {
+    const kv = new FakeKv()
+    const fenced: number[] = []
+    const w = new RecordWriter(kv, openFence(5), encode, termOf, { events: { fencedWrite: (_b, _k, t) => fenced.push(t) } })
+    await w.put('s1', { n: 1 })
+    kv.putRaw('s1', encode({ n: 99, term: 4 }))
+    await w.put('s1', { n: 2 })
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 2, term: 5 })
+    expect(fenced).to.deep.equal([4])
+  })
+
+  it('refuses to write over a higher term: rejects with E_NOT_LEADER and revokes its fence', async () => {
+    const kv = new FakeKv()
+    let t = 0
+    const fence = new LeaseFence(3, 1_000, () => t)
+    const w = writer(kv, fence)
+    await w.put('s1', { n: 1 })
+    kv.putRaw('s1', encode({ n: 50, term: 4 }))
+    const err = (await w.put('s1', { n: 2 }).catch((e: unknown) => e)) as ShoalError
+    expect(err.code).to.equal('E_NOT_LEADER')
+    expect(fence.state()).to.equal('revoked')
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 50, term: 4 })
+    t = 10
+    expect(((await w.put('s2', { n: 1 }).catch((e: unknown) => e)) as ShoalError).code).to.equal('E_NOT_LEADER')
+    expect(kv.entries.has('s2')).to.equal(false)
+  })
+
+  it('holds writes while the lease is unconfirmed and sends them once it is renewed', async () => {
+    const kv = new FakeKv()
+    let t = 2_000
+    const fence = new LeaseFence(1, 1_000, () => t)
+    expect(fence.state()).to.equal('suspended')
+    const w = writer(kv, fence)
+    let stored = false
+    const p = w.put('s1', { n: 1 }).then(() => (stored = true))
+    await new Promise((r) => setImmediate(r))
+    expect(kv.writes).to.equal(0)
+    expect(stored).to.equal(false)
+    fence.renewed(t + 1_000)
+    await p
+    expect(stored).to.equal(true)
+    expect(kv.entries.has('s1')).to.equal(true)
+    t = 5_000
+    fence.revoke('stopped')
+    expect(((await w.put('s1', { n: 2 }).catch((e: unknown) => e)) as ShoalError).code).to.equal('E_NOT_LEADER')
+  })
+
+  it('keeps writes of different keys independent: a failing key does not hold up another', async () => {
+    const kv = new FakeKv()
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const w = new RecordWriter(kv, openFence(1), encode, termOf, { sleep: () => gate })
+    kv.faults.push('fail')
+    const slow = w.put('a', { n: 1 })
+    await w.put('b', { n: 2 })
+    expect(kv.entries.has('b')).to.equal(true)
+    expect(kv.entries.has('a')).to.equal(false)
+    release()
+    await slow
+    expect(kv.entries.has('a')).to.equal(true)
+  })
+})

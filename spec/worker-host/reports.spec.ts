@@ -1,0 +1,119 @@
+/**
+ * A host keeps a finished share's result until a balancer of the current term answers for good:
+ * error replies and silence are retried, an answer from a deposed term is not taken, a nack ends
+ * it; meanwhile its heartbeats list the share as finished, so nobody takes it for lost. Commands
+ * from a lower term are refused. A real host (in this process) on a real nats-server, with this
+ * spec playing the balancer.
+ */
+
+import { expect } from 'chai'
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { loadConfig } from '../../lib/config/mod.ts'
+import { silentLogger } from '../../lib/log.ts'
+import { Bus } from '../../lib/protocol/bus.ts'
+import { Codec } from '../../lib/protocol/codec.ts'
+import { heartbeatSchema, hostReplySchema, reportSchema, type Heartbeat, type Report } from '../../lib/protocol/messages.ts'
+import { Subjects } from '../../lib/protocol/subjects.ts'
+import { Host } from '../../lib/worker-host/host.ts'
+import { useNatsServer } from '../support/nats.ts'
+
+let n = 0
+
+describe('host result delivery and term fencing', function () {
+  this.timeout(30_000)
+  const nats = useNatsServer()
+  let nc: NatsConnection
+  let host: Host
+  let bus: Bus
+  let subjects: Subjects
+  const subs: Subscription[] = []
+  const beats: Heartbeat[] = []
+
+  beforeEach(async () => {
+    const cluster = `hr${process.pid}x${++n}`
+    subjects = new Subjects(cluster)
+    nc = await connect({ servers: nats.url })
+    bus = new Bus(nc, new Codec(1 << 20))
+    beats.length = 0
+    subs.push(bus.subscribe(subjects.heartbeat('h1'), heartbeatSchema, (hb) => beats.push(hb)))
+    const config = loadConfig({ env: {}, overrides: { cluster, nats: { url: nats.url }, host: { id: 'h1', slots: 1 }, shares: { checkpointMs: 60_000 } } as never })
+    host = await Host.start({ config, logger: silentLogger() })
+    // The host subscribes to its commands before its first heartbeat, on the same connection:
+    // once a beat arrives, the server knows the subscription.
+    await until(() => beats.length > 0, 'the first heartbeat')
+  })
+
+  afterEach(async () => {
+    for (const s of subs.splice(0)) s.unsubscribe()
+    await host.stop()
+    await nc.close()
+  })
+
+  /**
+   * Plays the balancer on the report subject: `answer` decides each reply (undefined = silence);
+   * `i` counts the reports of the same type.
+   */
+  function balancer(answer: (r: Report, i: number) => unknown): Report[] {
+    const got: Report[] = []
+    subs.push(
+      bus.serve(subjects.report(), reportSchema, (r) => {
+        const i = got.filter((g) => g.t === r.t).length
+        got.push(r)
+        const a = answer(r, i)
+        return a === undefined ? new Promise(() => undefined) : a
+      }),
+    )
+    return got
+  }
+
+  const assign = (term: number, epoch = 1) =>
+    bus.request(subjects.hostCommand('h1'), { v: 1, t: 'assign', term, share: { shareId: 'j-s0', jobId: 'j', epoch, processor: 'count-primes', input: null, from: 0, to: 20_000, position: 0, unitsDone: 0 } }, hostReplySchema, 5_000)
+
+  async function until(cond: () => boolean, what: string | (() => string), ms = 15_000): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+
+  it('sends a result again after error replies and an answer from a deposed term, until an ack of the current term', async () => {
+    const got = balancer((r, i) => {
+      if (r.t !== 'done') return { v: 1, t: 'ack', term: 2 }
+      if (i === 0) return { v: 1, t: 'err', error: { code: 'E_STORE', message: 'jetstream is not enabled', retryable: true } }
+      if (i === 1) return undefined // no answer: times out
+      if (i === 2) return { v: 1, t: 'ack', term: 1 } // a deposed leader's ack: not taken
+      return { v: 1, t: 'ack', term: 2 }
+    })
+    await assign(2)
+    await until(() => got.filter((r) => r.t === 'done').length >= 4, () => `the fourth delivery of the result (got ${got.map((r) => r.t).join(', ')})`)
+    const dones = got.filter((r) => r.t === 'done')
+    expect(dones.map((r) => (r as { result: unknown }).result)).to.deep.equal([2262, 2262, 2262, 2262]) // π(20,000)
+    // While the result waited, the share stayed in the heartbeats as finished.
+    expect(beats.some((b) => b.shares.some((s) => s.shareId === 'j-s0' && s.finished === true))).to.equal(true)
+    await until(() => beats.at(-1)!.shares.length === 0, 'the share to leave the heartbeats once acknowledged')
+    await new Promise((r) => setTimeout(r, 400))
+    expect(got.filter((r) => r.t === 'done')).to.have.length(4)
+  })
+
+  it('stops sending a result the balancer refuses for good (nack), and forgets the share', async () => {
+    const got = balancer((r) => (r.t === 'done' ? { v: 1, t: 'nack', term: 1, error: { code: 'E_STALE_EPOCH', message: 'old', retryable: false } } : { v: 1, t: 'ack', term: 1 }))
+    await assign(1)
+    await until(() => got.some((r) => r.t === 'done'), 'the result')
+    await until(() => beats.length > 0 && beats.at(-1)!.shares.length === 0, 'the share to leave the heartbeats')
+    await new Promise((r) => setTimeout(r, 400))
+    expect(got.filter((r) => r.t === 'done')).to.have.length(1)
+  })
+
+  it('refuses a command from a lower term than one it obeyed, with E_STALE_TERM, and counts it', async () => {
+    balancer(() => undefined)
+    await assign(5)
+    expect(host.term).to.equal(5)
+    const err = await bus.request(subjects.hostCommand('h1'), { v: 1, t: 'drop', term: 4, shareId: 'j-s0', epoch: 1 }, hostReplySchema, 5_000).catch((e: { code: string }) => e)
+    expect((err as { code: string }).code).to.equal('E_STALE_TERM')
+    expect(Object.entries(host.rejected()).some(([k, v]) => k.endsWith('stale-term') && v === 1)).to.equal(true)
+    // A higher term is obeyed and becomes the one to follow.
+    expect((await bus.request(subjects.hostCommand('h1'), { v: 1, t: 'drop', term: 6, shareId: 'j-s0', epoch: 1 }, hostReplySchema, 5_000)).t).to.equal('ok')
+    expect(host.term).to.equal(6)
+  })
+})
