@@ -12,7 +12,7 @@
  */
 
 import type { NatsConnection } from '@nats-io/transport-node'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { ShoalError } from '../errors.ts'
 import type { Subjects } from '../protocol/subjects.ts'
@@ -22,11 +22,23 @@ import { RevisionConflict, type KvBucket } from './record-writer.ts'
 export const KV_KINDS = ['jobs', 'shares', 'hosts', 'leader'] as const
 export type KvKind = (typeof KV_KINDS)[number]
 
+/** A bucket as the store and the lease use it: the narrow interface, plus listing its keys. */
+export type Bucket = KvBucket & {
+  kv: KV
+  /**
+   * Every key that holds a value or a delete marker. Read from the stream's info (its leader
+   * answers), not with a consumer as `kv.keys()` does: nats-server 2.9.10 may place that consumer
+   * on a node that is down, and the listing then times out (5 of 24 with one node of three down),
+   * which stalled a takeover for as long as the node stayed away.
+   */
+  list(): Promise<string[]>
+}
+
 export interface Buckets {
-  jobs: KvBucket & { kv: KV }
-  shares: KvBucket & { kv: KV }
-  hosts: KvBucket & { kv: KV }
-  leader: KvBucket & { kv: KV }
+  jobs: Bucket
+  shares: Bucket
+  hosts: Bucket
+  leader: Bucket
   blobs: StateBlobs
   /** Replicas the buckets were asked for. */
   replicas: number
@@ -59,13 +71,14 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
   try {
     const kvm = new Kvm(nc)
     const leaderKvm = new Kvm(jetstream(nc, { timeout: Math.max(200, opts.leaseMs) }))
+    const jsm = await jetstreamManager(nc)
     const open = async (kind: KvKind) => {
       // Kvm.create mutates its options object: a fresh literal each time.
       const kv = await (kind === 'leader' ? leaderKvm : kvm).create(subjects.bucket(kind), { history: 1, replicas })
       const have = (await kv.status()).replicas
       if (have !== replicas) warnings.push(replicaWarning(subjects.bucket(kind), have, replicas))
       else if (clustered && have < 3) warnings.push(`bucket ${subjects.bucket(kind)} has ${have} replica(s) on a NATS cluster: losing the node that holds it stops Shoal until it is back; set nats.replicas to 3 (and run 'shoal store replicas 3' for existing buckets)`)
-      return adapt(subjects.bucket(kind), kv)
+      return adapt(subjects.bucket(kind), kv, jsm)
     }
     const jobs = await open('jobs')
     const shares = await open('shares')
@@ -95,7 +108,8 @@ function storeError(e: unknown, replicas: number): ShoalError {
 }
 
 /** The narrow bucket interface over a nats.js KV. */
-export function adapt(name: string, kv: KV): KvBucket & { kv: KV } {
+export function adapt(name: string, kv: KV, jsm: JetStreamManager): Bucket {
+  const prefix = `$KV.${name}.`
   const conflict = (key: string, e: unknown): unknown => (isRevisionConflict(e) ? new RevisionConflict(key, e) : e)
   return {
     name,
@@ -118,6 +132,10 @@ export function adapt(name: string, kv: KV): KvBucket & { kv: KV } {
       const e = await kv.get(key)
       if (!e || e.operation !== 'PUT' || e.value.length === 0) return null
       return { revision: e.revision, value: e.value }
+    },
+    async list() {
+      const si = await jsm.streams.info(`KV_${name}`, { subjects_filter: `${prefix}>` })
+      return Object.keys(si.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
     },
   }
 }

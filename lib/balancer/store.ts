@@ -14,9 +14,9 @@ import { Packr } from 'msgpackr'
 import { ShoalError, type WireError } from '../errors.ts'
 import type { JobState, ShareState } from '../protocol/messages.ts'
 import type { StateRef } from '../checkpoints/state-blobs.ts'
-import type { Buckets } from './buckets.ts'
+import type { Bucket, Buckets } from './buckets.ts'
 import type { Fence } from './fence.ts'
-import { RecordWriter, type KvBucket, type WriterOptions } from './record-writer.ts'
+import { RecordWriter, type WriterOptions } from './record-writer.ts'
 
 export interface JobRecord {
   jobId: string
@@ -130,9 +130,9 @@ export class Store {
       await this.fence.whenValid()
       try {
         return {
-          jobs: await this.load<JobRecord>(this.b.jobs.kv, this.b.jobs, this.jobs),
-          shares: await this.load<ShareRecord>(this.b.shares.kv, this.b.shares, this.shares),
-          hosts: await this.load<HostRecord>(this.b.hosts.kv, this.b.hosts, this.hosts),
+          jobs: await this.load<JobRecord>(this.b.jobs, this.jobs),
+          shares: await this.load<ShareRecord>(this.b.shares, this.shares),
+          hosts: await this.load<HostRecord>(this.b.hosts, this.hosts),
         }
       } catch (e) {
         onRetry?.(e)
@@ -142,10 +142,10 @@ export class Store {
     }
   }
 
-  private async load<T>(kv: { keys(): Promise<AsyncIterable<string>> }, bucket: KvBucket, writer: RecordWriter): Promise<T[]> {
-    const keys: string[] = []
+  private async load<T>(bucket: Bucket, writer: RecordWriter): Promise<T[]> {
+    let keys: string[]
     try {
-      for await (const k of await kv.keys()) keys.push(k)
+      keys = await bucket.list()
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot list ${bucket.name}: ${(e as Error).message}`, { cause: e })
     }
