@@ -110,8 +110,8 @@ export class Balancer {
   private readonly lastProgress = new Map<string, number>()
   private readonly dropsSent = new Set<string>()
   private readonly merging = new Set<string>()
-  /** Submissions whose records are not durable yet: a retried submit waits for them. */
-  private readonly admitting = new Map<string, Promise<void>>()
+  /** Submissions being validated and stored: a second submit of the same id waits for them. */
+  private readonly admitting = new Map<string, Promise<unknown>>()
   /** Hosts in maintenance mode (persisted in the hosts bucket). */
   private readonly draining = new Set<string>()
   /** Shares a migration is moving right now: nothing else touches them meanwhile. */
@@ -599,14 +599,26 @@ export class Balancer {
     }
   }
 
+  /**
+   * Admits a job, once: a second submission of the same id (a client's retry, perhaps while the
+   * first is still being validated or stored) waits for the first and returns its job.
+   */
   private async submit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
-    const now = Date.now()
+    const inFlight = this.admitting.get(m.jobId)
+    if (inFlight) await inFlight.catch(() => undefined)
     const existing = this.jobs.get(m.jobId)
-    if (existing) {
-      // A client retry: idempotent, once the first submission is durable.
-      await this.admitting.get(m.jobId)
-      return this.summary(existing, now, false)
+    if (existing) return this.summary(existing, Date.now(), false)
+    const admission = this.admit(m)
+    this.admitting.set(m.jobId, admission)
+    try {
+      return await admission
+    } finally {
+      if (this.admitting.get(m.jobId) === admission) this.admitting.delete(m.jobId)
     }
+  }
+
+  private async admit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
+    const now = Date.now()
     if (!(m.to > m.from)) {
       throw new ShoalError('E_BAD_RANGE', `range [${m.from}, ${m.to}) is empty: 'to' must be greater than 'from'`)
     }
@@ -652,13 +664,7 @@ export class Balancer {
     }
     // Until these are durable the job is not admitted: its shares wait in memory (a pass may
     // place them; each assignment awaits its own share's write first).
-    const durable = Promise.all(writes).then(() => undefined)
-    this.admitting.set(job.jobId, durable)
-    try {
-      await durable
-    } finally {
-      this.admitting.delete(job.jobId)
-    }
+    await Promise.all(writes)
     this.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
     this.kick()
     return this.summary(job, now, false)

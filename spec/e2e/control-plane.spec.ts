@@ -41,8 +41,13 @@ describe('control plane: standby balancers and leadership terms, with real proce
     expect(st.leader!.term).to.equal(1)
     expect(['b1', 'b2']).to.include(st.leader!.id)
     expect(st.standbys!.map((s) => s.id)).to.deep.equal([st.leader!.id === 'b1' ? 'b2' : 'b1'])
-    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 6 })
-    expect(await job.result()).to.equal(PI_1E9)
+    // The same submission twice at once (an SDK retry racing the first): one job, admitted once.
+    const [job, again] = await Promise.all([0, 1].map(() => c!.client.submit<number>({ jobId: 'twice', processor: 'count-primes', range: [0, 1e9], shares: 6 })))
+    expect(await job!.result()).to.equal(PI_1E9)
+    expect(await again!.result()).to.equal(PI_1E9)
+    const detail = await job!.fetch(true)
+    expect(detail.sharesTotal).to.equal(6)
+    expect(detail.shares!.map((s) => s.shareId).sort()).to.deep.equal([0, 1, 2, 3, 4, 5].map((i) => `twice-s${i}`).sort())
   })
 
   it('hands the job to the standby when the leader is SIGKILLed: higher term, work placed, exact result, no host declared dead', async () => {
