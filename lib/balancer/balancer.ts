@@ -179,6 +179,8 @@ export class Balancer {
       },
     })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
+    // Every bucket's series exists from the start, so rate() and the dashboards see zeros, not gaps.
+    for (const b of [opts.buckets.jobs, opts.buckets.shares, opts.buckets.hosts]) this.metrics.storeRetries.inc({ bucket: b.name }, 0)
   }
 
   /**
@@ -194,7 +196,7 @@ export class Balancer {
       throw e
     }
     b.listen()
-    b.log.info({ cluster: opts.config.cluster, term: opts.fence.term, jobs: b.jobs.size, shares: b.shares.size }, 'leading: state recovered, serving')
+    b.log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'leading: state recovered, serving')
     return b
   }
 
@@ -228,7 +230,7 @@ export class Balancer {
       this.log.debug({ what, err: err?.message }, 'not done: this balancer no longer leads')
       return
     }
-    this.metrics.internalErrors.inc({ where: what })
+    this.metrics.internalErrors.inc({ where: 'background-task' })
     this.limited.error(`failed:${what}`, { what, err: err?.message ?? String(e) }, `${what} failed`)
   }
 

@@ -103,6 +103,7 @@ export class BalancerMetrics {
     this.internalErrors = new Counter({ name: 'shoal_errors_total', help: 'Errors logged and survived (a failed background task, an unhandled rejection), by where.', labelNames: ['where'], registers: r })
     this.takeovers = new Counter({ name: 'shoal_balancer_takeovers_total', help: 'Times this balancer process became the leader.', registers: r })
     for (const cause of ['stale', 'too-large', 'not-leader']) this.checkpointFailures.inc({ cause }, 0)
+    for (const where of ['unhandled-rejection', 'background-task', 'recovery']) this.internalErrors.inc({ where }, 0)
     // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
     for (const reason of moveReasonSchema.options) {
       for (const result of ['ok', 'failed']) this.migrations.inc({ reason, result }, 0)

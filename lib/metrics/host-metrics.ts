@@ -47,6 +47,7 @@ export class HostMetrics {
     this.term = new Gauge({ name: 'shoal_host_balancer_term', help: 'The highest leadership term of a balancer this host has obeyed.', registers: r })
     for (const cause of ['timeout', 'unavailable', 'refused', 'error']) this.checkpointFailures.inc({ cause }, 0)
     for (const type of ['done', 'failed']) this.reportRetries.inc({ type }, 0)
+    this.errors.inc({ where: 'unhandled-rejection' }, 0)
     new Gauge({
       name: 'shoal_host_worker_utilisation_ratio',
       help: 'Busy slots over slots.',
