@@ -34,6 +34,11 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    // A server that hangs (SIGSTOP, a stuck machine) closes no socket: only missed pings reveal
+    // it. The client default (2 min × 2) would keep a host talking to a dead server for minutes;
+    // 2 s × 3 moves it to another node of the cluster within about 6 s.
+    pingInterval: 2_000,
+    maxPingOut: 3,
     ...extra,
   }
   if (s.user !== undefined) opts.user = s.user

@@ -30,12 +30,14 @@ export class StateBlobs {
   private constructor(private readonly os: ObjectStore) {}
 
   /**
-   * Opens the cluster's object store, creating it with `replicas` (default 1) when missing; an
-   * existing one keeps its own settings.
+   * Opens the cluster's object store, creating it with `replicas` when missing (unset, as for
+   * `nats.replicas`: 3 when the server is part of a NATS cluster, else 1); an existing one keeps
+   * its own settings. Whoever comes first (a balancer, or a host with a large state) creates it.
    */
   static async open(nc: NatsConnection, subjects: Subjects, replicas?: number): Promise<StateBlobs> {
+    const clustered = typeof nc.info?.cluster === 'string' && nc.info.cluster !== ''
     try {
-      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt'), replicas === undefined ? {} : { replicas }))
+      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt'), { replicas: replicas ?? (clustered ? 3 : 1) }))
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot open the checkpoint object store: ${(e as Error).message}`, { cause: e })
     }

@@ -325,7 +325,7 @@ export class Host {
   }
 
   private stateBlobs(): Promise<StateBlobs> {
-    this.blobs ??= StateBlobs.open(this.nc, this.subjects)
+    this.blobs ??= StateBlobs.open(this.nc, this.subjects, this.config.nats.replicas)
     this.blobs.catch(() => (this.blobs = undefined))
     return this.blobs
   }
