@@ -226,7 +226,8 @@ function dialHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, '$1')
 }
 
-function tcpAccepts(host: string, port: number): Promise<boolean> {
+/** True when something accepts a TCP connection on `host`:`port` (never rejects). */
+export function tcpAccepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = tcpConnect({ host, port })
     s.once('connect', () => {

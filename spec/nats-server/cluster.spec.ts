@@ -10,44 +10,20 @@
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
-import { connect as tcpConnect } from 'node:net'
+import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
-import { ShoalError } from '../../lib/errors.ts'
 import { startNatsCluster } from '../../lib/nats-server/cluster.ts'
 import { useNatsCluster } from '../support/nats-cluster.ts'
+import { expectShoalError, isGone, tcpAccepts } from '../support/processes.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const clusterPath = fileURLToPath(new URL('../../lib/nats-server/cluster.ts', import.meta.url))
 
-function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect({ host: '127.0.0.1', port })
-    s.once('connect', () => { s.destroy(); resolve(true) })
-    s.once('error', () => { s.destroy(); resolve(false) })
-  })
-}
-
-/** True when `pid` no longer runs (gone, or a zombie nobody reaped: it holds no sockets). */
-function isGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state === 'Z' || state === 'X'
-  } catch {
-    try {
-      process.kill(pid, 0)
-      return false
-    } catch {
-      return true
-    }
-  }
-}
 
 /** Polls `cond` until it holds or `timeoutMs` passed; for state with no event to wait on. */
 async function eventually<T>(cond: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 50): Promise<T | undefined> {
@@ -60,16 +36,6 @@ async function eventually<T>(cond: () => Promise<T | undefined | false>, timeout
   }
 }
 
-async function expectShoalError(p: Promise<unknown>, code: string): Promise<ShoalError> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).to.be.instanceOf(ShoalError)
-    expect((err as ShoalError).code).to.equal(code)
-    return err as ShoalError
-  }
-  expect.fail(`expected a ShoalError ${code}, but nothing was thrown`)
-}
 
 describe('NATS test cluster', function () {
   describe('a shared 3-node cluster', function () {

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, connect as tcpConnect, type AddressInfo } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,33 +19,11 @@ import { Kvm } from '@nats-io/kv'
 import { ShoalError } from '../../lib/errors.ts'
 import { findNatsServer, startNatsServer, type RunningNatsServer } from '../../lib/nats-server/launcher.ts'
 import { useNatsServer } from '../support/nats.ts'
+import { expectShoalError, isGone, tcpAccepts } from '../support/processes.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const launcherPath = fileURLToPath(new URL('../../lib/nats-server/launcher.ts', import.meta.url))
 
-function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect({ host: '127.0.0.1', port })
-    s.once('connect', () => { s.destroy(); resolve(true) })
-    s.once('error', () => { s.destroy(); resolve(false) })
-  })
-}
-
-/** True when `pid` no longer runs (gone, or a zombie nobody reaped: it holds no sockets). */
-function isGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state === 'Z' || state === 'X'
-  } catch {
-    try {
-      process.kill(pid, 0)
-      return false
-    } catch {
-      return true
-    }
-  }
-}
 
 /**
  * Polls until `cond` holds. Only for processes that are not our children (a server orphaned by a
@@ -60,16 +38,6 @@ async function eventually(cond: () => boolean | Promise<boolean>, timeoutMs = 5_
   return cond()
 }
 
-async function expectShoalError(p: Promise<unknown> | (() => unknown), code: string): Promise<ShoalError> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (err) {
-    expect(err).to.be.instanceOf(ShoalError)
-    expect((err as ShoalError).code).to.equal(code)
-    return err as ShoalError
-  }
-  expect.fail(`expected a ShoalError ${code}, but nothing was thrown`)
-}
 
 describe('nats-server launcher', function () {
   let scratch: string
