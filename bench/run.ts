@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json]`.
+ * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N]`.
  *
  * Runs the module `bench/NAME.ts`, prints human progress to stderr, a readable table of the figures
  * to stdout and, with `--json`, one JSON object as the last line of stdout. Exit codes: 0 the
@@ -12,10 +12,11 @@
  */
 
 import { fileURLToPath } from 'node:url'
-import { BenchError, machine, type BenchModule, type Figures } from './support/bench.ts'
+import { BenchError, machine, type BenchContext, type BenchModule, type Figures } from './support/bench.ts'
 
 /** Benchmarks by name; each is a module `bench/<name>.ts`. */
 const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
+  chaos: async () => (await import('./chaos.ts')) as BenchModule,
   failover: async () => (await import('./failover.ts')) as BenchModule,
   migration: async () => (await import('./migration.ts')) as BenchModule,
   simulator: async () => (await import('./simulator.ts')) as BenchModule,
@@ -23,6 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
 }
 
 const DESCRIPTIONS: Record<string, string> = {
+  chaos: 'seeded host, leader and NATS-node faults (3 NATS nodes, 2 balancers, 4 hosts): exact results, exits, false host deaths, makespan vs undisturbed; takeover time; shares-stream leader loss',
   failover: 'makespan with no failure, with a host SIGKILLed mid-job (checkpointed failover), and restart-from-zero; detection and redispatch times, units redone',
   migration: 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints, against a raw NATS request/reply of the same size',
   simulator: 'the balancing policy in a deterministic model of uneven hosts: makespan / ideal against static placement, migrations per share, decide() time at 1,000 hosts × 100,000 shares',
@@ -33,7 +35,7 @@ function usage(): string {
   const names = Object.keys(BENCHMARKS)
   const width = Math.max(...names.map((n) => n.length))
   return [
-    'usage: npm run bench -- NAME [--smoke] [--json]',
+    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N]',
     '',
     'benchmarks:',
     ...names.map((n) => `  ${n.padEnd(width)}  ${DESCRIPTIONS[n] ?? ''}`),
@@ -41,6 +43,8 @@ function usage(): string {
     'options:',
     '  --smoke  a short run that only shows the benchmark works (figures not meaningful)',
     '  --json   also print the figures as one JSON object, the last line of stdout',
+    '  --seed N seed of a benchmark\'s random choices, to repeat a run (chaos: its fault schedule;',
+    '           benchmarks without random choices ignore it)',
     '  --help   this text',
     '',
     'Progress goes to stderr, figures to stdout. Exit 0: ran (targets are reported, not enforced);',
@@ -83,12 +87,38 @@ function table(name: string, figures: Figures): string {
   return lines.join('\n')
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** What a benchmark is given: the common context, plus `--seed` for those that make random choices. */
+type RunContext = BenchContext & { seed?: number }
+
+/** Takes `--seed N` / `--seed=N` out of argv; an error text for a bad value. */
+function takeSeed(argv: string[]): { rest: string[]; seed?: number } | { error: string } {
+  const rest: string[] = []
+  let seed: number | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--seed(?:=(.*))?$/.exec(argv[i]!)
+    if (!m) {
+      rest.push(argv[i]!)
+      continue
+    }
+    const v = m[1] ?? argv[++i]
+    if (v === undefined || !/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) return { error: `--seed must be a non-negative integer (got ${v === undefined ? 'nothing' : `'${v}'`})` }
+    seed = Number(v)
+  }
+  return seed === undefined ? { rest } : { rest, seed }
+}
+
+export async function main(args: string[]): Promise<number> {
+  const taken = takeSeed(args)
+  if ('error' in taken) {
+    process.stderr.write(`bench: ${taken.error}\n\n${usage()}\n`)
+    return 2
+  }
+  const argv = taken.rest
   const flags = new Set(argv.filter((a) => a.startsWith('-')))
   const names = argv.filter((a) => !a.startsWith('-'))
   const known = new Set(['--smoke', '--json', '--help', '-h'])
   const unknownFlag = [...flags].find((f) => !known.has(f))
-  if (flags.has('--help') || flags.has('-h') || argv.length === 0) {
+  if (flags.has('--help') || flags.has('-h') || args.length === 0) {
     process.stdout.write(usage() + '\n')
     return 0
   }
@@ -118,7 +148,8 @@ export async function main(argv: string[]): Promise<number> {
   let figures: Figures
   try {
     const mod = await load()
-    figures = await mod.run({ smoke, json, log })
+    const ctx: RunContext = { smoke, json, log, ...(taken.seed === undefined ? {} : { seed: taken.seed }) }
+    figures = await mod.run(ctx)
   } catch (e) {
     const err = e as Error
     process.stderr.write(`bench ${name}: FAILED: ${err instanceof BenchError ? err.message : (err.stack ?? String(err))}\n`)

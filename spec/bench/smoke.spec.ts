@@ -156,6 +156,51 @@ describe('benchmark harness (smoke runs)', function () {
     expect(f.targets.decideMsP99).to.be.a('number')
   })
 
+  it('runs the chaos benchmark in smoke mode with a given seed: one fault of each kind, exact jobs, no process exited, takeover and NATS figures', async () => {
+    const out = await bench(['chaos', '--smoke', '--json', '--seed', '3'], 110_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    const f = report.figures as {
+      seed: number
+      setup: { natsNodes: number; replicas: number }
+      faults: Record<string, number>
+      jobs: { exact: number; total: number }
+      makespan: { worstOverUndisturbed: number }
+      processesExitedOnTheirOwn: number
+      hostsFalselyDeclaredDead: number
+      takeover: { target: string; clean: Record<string, unknown>; underChaos: { n: number } }
+      natsLeaderKill: Record<string, unknown>
+    }
+    expect(f.seed).to.equal(3)
+    expect(out.stdout).to.include('--seed 3')
+    // The benchmark exits 1 on a wrong result or an exited process; the figures say so too.
+    expect(f.jobs.total).to.be.greaterThan(0)
+    expect(f.jobs.exact).to.equal(f.jobs.total)
+    expect(f.processesExitedOnTheirOwn).to.equal(0)
+    // A false "host dead" is reported, not failed: it must at least be counted.
+    expect(Number.isInteger(f.hostsFalselyDeclaredDead) && f.hostsFalselyDeclaredDead >= 0).to.equal(true)
+    for (const k of ['host-kill', 'host-stop', 'leader-kill']) expect(f.faults[k], k).to.be.at.least(1)
+    expectPositive(f.makespan.worstOverUndisturbed, 'makespan.worstOverUndisturbed')
+    expect(f.takeover.clean.n).to.equal(2)
+    for (const k of ['leaderElectedAfterMedianMs', 'pendingWorkPlacedAfterMedianMs']) expectPositive(f.takeover.clean[k], `takeover.clean.${k}`)
+    // A takeover waits for the lease to lapse (balancer.leaseMs, 1 s by default).
+    for (const ms of f.takeover.clean.leaseTakenAfterMs as number[]) expect(ms).to.be.at.least(500)
+    expect(f.takeover.underChaos.n).to.be.at.least(1)
+    expect(f.takeover.target).to.match(/: (met|MISSED)$/)
+    if (f.setup.natsNodes === 3) {
+      expect(f.setup.replicas).to.equal(3)
+      expect(f.faults['nats-kill']! + f.faults['nats-term']!).to.be.at.least(1)
+      expect(f.natsLeaderKill.n).to.equal(1)
+      for (const k of ['jsElectionMs', 'kvWritesFailMs']) expectPositive((f.natsLeaderKill[k] as number[])[0], `natsLeaderKill.${k}`)
+      expect((f.natsLeaderKill.longestProgressGapMs as number[])[0]).to.be.at.least(0)
+      expect(f.natsLeaderKill.target).to.match(/: (met|MISSED)$/)
+    } else expect(out.stdout).to.include('FALLBACK')
+    const bad = await bench(['chaos', '--seed', 'x'], 30_000)
+    expect(bad.code).to.equal(2)
+    expect(bad.stderr).to.include('--seed must be a non-negative integer')
+  })
+
   it('runs the uneven benchmark in smoke mode: pinned hosts and a hog, checksums exact, makespans and the hog trigger reported', async function () {
     if (process.platform !== 'linux') this.skip() // pinning needs taskset (util-linux)
     const out = await bench(['uneven', '--smoke', '--json'], 100_000)

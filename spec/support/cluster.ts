@@ -32,6 +32,11 @@ export interface ClusterOptions {
   balancers?: Array<string | { id: string; nats?: string }>
   /** Wait until the balancers' presences are heard (all but the leader as standbys); default true. */
   waitForStandbys?: boolean
+  /**
+   * Called with every complete line each process writes to stderr, with the process's name (host
+   * or balancer id), for callers that must read whole logs: `log()` keeps only the last chunks.
+   */
+  onLine?: (name: string, line: string) => void
 }
 
 export class TestCluster {
@@ -93,9 +98,20 @@ export class TestCluster {
     const child = spawnShoal(args, { env: { ...this.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], prefix })
     const lines: string[] = []
     this.logs.set(name, lines)
+    const onLine = this.opts.onLine
+    let partial = ''
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
       lines.push(d)
       if (lines.length > 200) lines.splice(0, lines.length - 200)
+      if (!onLine) return
+      // Chunks do not follow line boundaries: hand over whole lines, keep the rest for the next chunk.
+      const parts = (partial + d).split('\n')
+      partial = parts.pop() ?? ''
+      for (const l of parts) onLine(name, l)
+    })
+    child.stderr?.on('end', () => {
+      if (onLine && partial) onLine(name, partial)
+      partial = ''
     })
     return child
   }
