@@ -70,3 +70,20 @@ function isRefusal(e: unknown): boolean {
   for (let x: unknown = e; x instanceof Error && names.size < 5; x = x.cause) names.add(x.name)
   return names.has('AuthorizationError') || names.has('UserAuthenticationExpiredError') || names.has('PermissionViolationError')
 }
+
+/**
+ * Drains a connection (its subscriptions finish what they hold, published messages are flushed)
+ * and closes it, giving up the drain after `ms`: with NATS away a drain or flush waits for a server
+ * that may never come back, and a process told to stop must stop. Never rejects.
+ */
+export async function closeNats(nc: NatsConnection, ms = 2_000): Promise<void> {
+  await settleWithin(nc.drain(), ms)
+  if (!nc.isClosed()) await nc.close().catch(() => undefined)
+}
+
+/** Waits for `p` (its result ignored, a rejection too) or `ms`, whichever comes first. */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))])
+  clearTimeout(timer)
+}

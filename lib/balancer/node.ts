@@ -20,7 +20,7 @@ import { Packr } from 'msgpackr'
 import { ShoalError } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
 import { createLogger, LogLimiter, type Logger } from '../log.ts'
-import { connectNats } from '../nats-connect.ts'
+import { closeNats, connectNats } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import { PROTOCOL_VERSION as V, presenceSchema, type Presence } from '../protocol/messages.ts'
@@ -176,7 +176,7 @@ export class BalancerNode {
     await this.lease.stop()
     this.presenceSub?.unsubscribe()
     await this.metricsServer?.close()
-    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
+    if (this.ownsConnection) await closeNats(this.nc)
     this.log.info('balancer stopped')
   }
 

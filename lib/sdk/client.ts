@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
 import { ShoalError } from '../errors.ts'
-import { connectNats } from '../nats-connect.ts'
+import { closeNats, connectNats } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import {
@@ -220,7 +220,7 @@ export class ShoalClient {
 
   /** Closes the connection (if the client opened it). */
   async close(): Promise<void> {
-    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
+    if (this.ownsConnection) await closeNats(this.nc)
   }
 
   /**

@@ -20,7 +20,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { ShoalError } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
 import { createLogger, LogLimiter, type Logger } from '../log.ts'
-import { connectNats } from '../nats-connect.ts'
+import { closeNats, connectNats, settleWithin } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import {
@@ -139,7 +139,7 @@ export class Host {
         host.log.info({ url: host.metricsServer.url }, 'serving metrics')
       } catch (e) {
         await runner.close()
-        if (opts.nc === undefined) await nc.drain().catch(() => undefined)
+        if (opts.nc === undefined) await closeNats(nc)
         throw e
       }
     }
@@ -159,14 +159,15 @@ export class Host {
     this.presenceSub?.unsubscribe()
     try {
       this.bus.publish(this.subjects.leave(this.hostId), { v: V, t: 'leave', hostId: this.hostId })
-      await this.nc.flush()
+      // Bounded: with NATS away a flush waits for a server that may never come back.
+      await settleWithin(this.nc.flush(), 1_000)
     } catch {
       /* connection gone: the balancer will declare us dead instead */
     }
     await Promise.all([...this.running.values()].map((r) => r.drop().catch(() => undefined)))
     await this.runner.close()
     await this.metricsServer?.close()
-    if (this.ownsConnection) await this.nc.drain().catch(() => undefined)
+    if (this.ownsConnection) await closeNats(this.nc)
     this.log.info('host stopped')
   }
 

@@ -160,6 +160,49 @@ describe('control plane: processes started before NATS', function () {
   })
 })
 
+describe('control plane: stopping while NATS is away', function () {
+  this.timeout(60_000)
+
+  it('stops a balancer and a host on SIGTERM within seconds although NATS never answered', async () => {
+    const port = await freePort()
+    const c = new TestCluster(`nats://127.0.0.1:${port}`, { hosts: [{ id: 'lonely' }] })
+    c.startBalancer()
+    c.startHost('lonely')
+    try {
+      await c.waitFor(() => /waiting for it/.test(c.log('balancer')) && /waiting for it/.test(c.log('lonely')), 20_000, 'both to wait for NATS')
+      const t0 = Date.now()
+      await Promise.all([c.balancer!, c.hosts.get('lonely')!].map((p) => new Promise<void>((resolve) => {
+        p.once('exit', () => resolve())
+        p.kill('SIGTERM')
+      })))
+      // One SIGTERM each and nothing else: a stop that waited for NATS would hang here.
+      expect(Date.now() - t0).to.be.lessThan(5_000)
+    } finally {
+      await c.stop()
+    }
+  })
+
+  it('stops a host on SIGTERM within seconds after its NATS went away', async () => {
+    const server = await startNatsServer()
+    const c = new TestCluster(server.url, { hosts: [{ id: 'orphan' }] })
+    try {
+      c.startHost('orphan')
+      await c.waitFor(() => /host started/.test(c.log('orphan')), 20_000, 'the host to start')
+      await server.stop()
+      const host = c.hosts.get('orphan')!
+      const t0 = Date.now()
+      await new Promise<void>((resolve) => {
+        host.once('exit', () => resolve())
+        host.kill('SIGTERM')
+      })
+      expect(Date.now() - t0, 'a flush or drain waiting for a server that is gone').to.be.lessThan(5_000)
+    } finally {
+      await c.stop()
+      await server.stop()
+    }
+  })
+})
+
 /** Every share record of a Shoal cluster, read straight from JetStream KV. */
 async function shareRecords(url: string, cluster: string): Promise<Array<{ shareId: string; term?: number; updatedAt: number }>> {
   const nc = await connect({ servers: url })
