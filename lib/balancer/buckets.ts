@@ -20,6 +20,8 @@ import { StateBlobs } from '../checkpoints/state-blobs.ts'
 import { RevisionConflict, type KvBucket } from './record-writer.ts'
 
 export const KV_KINDS = ['jobs', 'shares', 'hosts', 'leader'] as const
+/** Request timeout of record reads and writes (a KV put takes ≈ 0.2 ms here). */
+const DATA_TIMEOUT_MS = 2_000
 export type KvKind = (typeof KV_KINDS)[number]
 
 /** A bucket as the store and the lease use it: the narrow interface, plus listing its keys. */
@@ -69,9 +71,12 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
   const replicas = wantedReplicas(opts.replicas, clustered)
   const warnings: string[] = []
   try {
-    const kvm = new Kvm(nc)
+    // Short request timeouts: a write sent while a stream has no leader gets no answer, and the
+    // client's default (5 s) would hold the writer that long after the election ended. The record
+    // writer retries (CAS makes a write whose answer was lost harmless).
+    const kvm = new Kvm(jetstream(nc, { timeout: DATA_TIMEOUT_MS }))
     const leaderKvm = new Kvm(jetstream(nc, { timeout: Math.max(200, opts.leaseMs) }))
-    const jsm = await jetstreamManager(nc)
+    const jsm = await jetstreamManager(nc, { timeout: DATA_TIMEOUT_MS })
     const open = async (kind: KvKind) => {
       // Kvm.create mutates its options object: a fresh literal each time.
       const kv = await (kind === 'leader' ? leaderKvm : kvm).create(subjects.bucket(kind), { history: 1, replicas })

@@ -79,7 +79,7 @@ export class RecordWriter {
     private readonly opts: WriterOptions = {},
   ) {
     this.minRetryMs = opts.minRetryMs ?? 50
-    this.maxRetryMs = opts.maxRetryMs ?? 2_000
+    this.maxRetryMs = opts.maxRetryMs ?? 1_000
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
   }
 

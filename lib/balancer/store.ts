@@ -137,7 +137,7 @@ export class Store {
       } catch (e) {
         onRetry?.(e)
         await new Promise((r) => setTimeout(r, delay))
-        delay = Math.min(2_000, delay * 2)
+        delay = Math.min(1_000, delay * 2)
       }
     }
   }

@@ -52,7 +52,8 @@ export interface HostOptions {
 }
 
 const REPORT_TIMEOUT_MS = 3_000
-const RETRY_MAX_MS = 2_000
+/** Most time between two sends of an unacknowledged result: it lands within a second of the store coming back. */
+const RETRY_MAX_MS = 1_000
 
 export class Host {
   readonly hostId: string
