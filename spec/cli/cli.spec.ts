@@ -20,7 +20,7 @@ describe('the shoal command line', function () {
   it('lists every command in its top-level --help', async () => {
     const r = await shoal(['--help'])
     expect(r.code).to.equal(0)
-    for (const c of ['balancer', 'host', 'submit', 'status', 'migrate', 'drain', 'undrain', 'config', 'demo']) expect(r.stdout).to.include(c)
+    for (const c of ['balancer', 'host', 'submit', 'status', 'migrate', 'drain', 'undrain', 'config', 'store', 'demo']) expect(r.stdout).to.include(c)
   })
 
   for (const [cmd, flag] of [
@@ -35,6 +35,9 @@ describe('the shoal command line', function () {
     ['config set', '<value>'],
     ['config get', '--json'],
     ['demo', '--hosts'],
+    ['balancer', '--id'],
+    ['store status', '--json'],
+    ['store replicas', '<n>'],
   ] as const) {
     it(`prints help for '${cmd}' naming its ${flag} option`, async () => {
       const r = await shoal([...cmd.split(' '), '--help'])
@@ -42,6 +45,12 @@ describe('the shoal command line', function () {
       expect(r.stdout).to.include(`Usage: shoal ${cmd}`).and.include(flag)
     })
   }
+
+  it('refuses a replica count JetStream does not take, before connecting, and exits 2', async () => {
+    const r = await shoal(['store', 'replicas', '2'], { SHOAL_NATS_URL: 'nats://127.0.0.1:1' })
+    expect(r.code).to.equal(2)
+    expect(r.stderr).to.include('replicas must be 1, 3 or 5 (got "2")').and.include('E_CONFIG')
+  })
 
   it('refuses a bad config file with the key, the expectation and the value, and exits 2', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-cli-'))

@@ -10,6 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { useNatsCluster } from '../support/nats-cluster.ts'
 import { startCluster, type TestCluster } from '../support/cluster.ts'
+import { runShoal } from '../support/shoal-cli.ts'
 
 /** π(2·10⁹). */
 const PI_2E9 = 98_222_287
@@ -39,6 +40,25 @@ describe('Shoal on a 3-node NATS cluster with replicated buckets', function () {
     } finally {
       await nc.close()
     }
+  })
+
+  it('warns about buckets of 1 replica on a cluster, naming the command, and `shoal store replicas 3` moves them', async () => {
+    c = await startCluster(nats.url, { hosts: [{ id: 'a' }], env: { SHOAL_NATS_REPLICAS: '1' } })
+    await c.waitFor(() => /has 1 replica\(s\) on a NATS cluster.*shoal store replicas 3/.test(c!.log('balancer')), 10_000, 'the replica warning')
+    const env = { ...c.env }
+    const moved = await runShoal(['store', 'replicas', '3', '--json'], env)
+    expect(moved.code, moved.stderr).to.equal(0)
+    const changed = (JSON.parse(moved.stdout) as { changed: Array<{ stream: string; from: number; to: number }> }).changed
+    expect(changed.map((x) => `${x.stream} ${x.from}->${x.to}`).sort()).to.deep.equal(
+      ['jobs', 'shares', 'hosts', 'leader'].map((k) => `KV_shoal_${c!.cluster}_${k} 1->3`).concat(`OBJ_shoal_${c!.cluster}_ckpt 1->3`).sort(),
+    )
+    const st = await runShoal(['store', 'status', '--json'], env)
+    const streams = (JSON.parse(st.stdout) as { streams: Array<{ replicas: number }> }).streams
+    expect(streams).to.have.length(5)
+    expect(streams.every((x) => x.replicas === 3)).to.equal(true)
+    // The running balancer keeps working on the moved buckets.
+    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 2_000_000], shares: 2 })
+    expect(await job.result()).to.equal(148_933)
   })
 
   it('survives SIGKILL of the node leading the shares stream mid-job: exact result, no process exits, no host declared dead', async () => {

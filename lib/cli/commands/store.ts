@@ -32,17 +32,18 @@ export function storeCommand(): Command {
       clientOptions(new Command('replicas'))
         .description('set every Shoal bucket of the cluster to N replicas (1, 3 or 5); set nats.replicas to the same for new buckets')
         .argument('<n>', '1, 3 or 5')
-        .action((n: string, o: ClientFlags) =>
-          withNats(o, async (nc, subjects) => {
-            const replicas = Number(n)
-            if (![1, 3, 5].includes(replicas)) throw new ShoalError('E_CONFIG', `replicas must be 1, 3 or 5 (got ${JSON.stringify(n)})`)
+        .action((n: string, o: ClientFlags) => {
+          const replicas = Number(n)
+          // Checked before connecting: a typo should not wait for NATS to say so.
+          if (![1, 3, 5].includes(replicas)) return reportError(new ShoalError('E_CONFIG', `replicas must be 1, 3 or 5 (got ${JSON.stringify(n)})`), o.json === true)
+          return withNats(o, async (nc, subjects) => {
             const { setReplicas } = await import('../../balancer/buckets.ts')
             const changed = await setReplicas(nc, subjects, replicas)
             if (o.json) return printJson({ cluster: subjects.cluster, replicas, changed })
             if (!changed.length) process.stdout.write(`every bucket of cluster ${subjects.cluster} already has ${replicas} replica(s)\n`)
             for (const c of changed) process.stdout.write(`${c.stream}: ${c.from} → ${c.to} replicas\n`)
-          }),
-        ),
+          })
+        }),
     )
 }
 
