@@ -70,20 +70,33 @@ interface Size {
   natsKillAfterMs: number
 }
 
-/** π values: 10⁷ 664,579; 10⁸ 5,761,455; 10⁹ 50,847,534; 2·10⁹ 98,222,287; 6·10⁹ 279,545,368 (failover.ts checked it). */
+/** π values: 10⁷ 664,579; 10⁸ 5,761,455; 10⁹ 50,847,534; 2·10⁹ 98,222,287; 4·10⁹ 189,961,812; 6·10⁹ 279,545,368 (failover.ts checked it). */
 const FULL: Size = {
-  // ≈ 9 s of one core per round: about 6 s of makespan on this machine's 2 cores.
-  jobs: (b) => [primes('primes-2e9', 2e9, 3, 98_222_287), primes('primes-1e9', 1e9, 2, 50_847_534), primes('primes-1e8', 1e8, 1, 5_761_455), burn(30_000, 20_000, 2, b)],
-  burn: { to: 30_000, work: 20_000 },
+  // ≈ 40 s of one core per round, 8 shares of about equal work on 12 slots: each job takes about
+  // 20 s undisturbed on this machine's 2 cores. Jobs that short of the recovery times (a host's
+  // death is noticed after hostDeadMs, a JetStream election takes 4–7 s) would measure those
+  // constants, not what a fault costs a job: a 1 s job stalled by one election is 6× however well
+  // Shoal does. The faults come about every 18 s in each of the three lanes (a fault every 6 s
+  // in all): a round meets three or four, and faults of different lanes still overlap now and
+  // then. `--dense` (DENSE) is the bug-hunting pace.
+  jobs: (b) => [primes('primes-4e9', 4e9, 3, 189_961_812), primes('primes-2e9', 2e9, 2, 98_222_287), primes('primes-1e9', 1e9, 1, 50_847_534), burn(120_000, 20_000, 2, b)],
+  burn: { to: 120_000, work: 20_000 },
   baselineRounds: 2,
-  windowMs: 80_000,
-  gapMs: [1000, 4000],
+  windowMs: 120_000,
+  gapMs: [8000, 20000],
   min: { 'host-kill': 2, 'host-stop': 2, 'leader-kill': 2, 'leader-stop': 2, 'nats-kill': 2, 'nats-term': 2 },
   takeovers: 5,
   natsRepeats: 3,
   natsJob: primes('primes-6e9', 6e9, 6, 279_545_368),
   natsKillAfterMs: 2500,
 }
+
+/**
+ * `--dense`: a fault every 3–4 s in all (every 8–12 s per lane), for hunting bugs: faults of all
+ * three lanes overlap constantly, and a NATS node lost while the leader is frozen stalls a round for
+ * two JetStream elections.
+ */
+const DENSE: Size = { ...FULL, windowMs: 100_000, gapMs: [3000, 8000] }
 
 /** A window shorter than any lane's second fault: exactly the mandatory faults, one of each kind. */
 const SMOKE: Size = {
@@ -109,12 +122,13 @@ interface NatsRun {
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
-export async function run(ctx: BenchContext & { seed?: number }): Promise<Figures> {
+export async function run(ctx: BenchContext & { seed?: number; dense?: boolean }): Promise<Figures> {
   const { smoke, log } = ctx
   const seed = ctx.seed ?? DEFAULT_SEED
-  const size = smoke ? SMOKE : FULL
+  const dense = ctx.dense === true && !smoke
+  const size = smoke ? SMOKE : dense ? DENSE : FULL
   const loadAtStart = round(loadavg()[0] ?? Number.NaN, 2)
-  log(`seed ${seed} (repeat with: npm run bench -- chaos --seed ${seed}${smoke ? ' --smoke' : ''})`)
+  log(`seed ${seed} (repeat with: npm run bench -- chaos --seed ${seed}${smoke ? ' --smoke' : dense ? ' --dense' : ''})`)
   // The cpu-burn answer is computed outside Shoal while NATS and the pool start.
   const burnChecksum = cpuBurnChecksum(0, size.burn.to, size.burn.work)
   burnChecksum.catch(() => undefined)
@@ -282,7 +296,7 @@ function figures(c: Collected): Figures {
   if (wrong.length) failures.push(`${wrong.length} job(s) not exact: ${wrong.map((o) => `${o.jobId} ${o.state} ${JSON.stringify(o.result)} (expected ${o.expected})${o.error ? ` ${o.error}` : ''}`).join('; ')}`)
   if (rig.exited.length) failures.push(`${rig.exited.length} process(es) exited on their own: ${rig.exited.map((e) => `${e.name} pid ${e.pid ?? '?'} (${e.how})`).join(', ')}`)
   if (failures.length) {
-    throw new BenchError(`seed ${c.seed}${c.smoke ? ' (smoke)' : ''}: ${failures.join('. ')}. Hosts falsely declared dead: ${falseOnes.length}${falseOnes.length ? ` (${falseOnes.map((v) => `${v.host} by ${v.balancer}`).join(', ')})` : ''}. Repeat with: npm run bench -- chaos --seed ${c.seed}${c.smoke ? ' --smoke' : ''}; every process's log is in ${rig.logDir}`)
+    throw new BenchError(`seed ${c.seed}${c.smoke ? ' (smoke)' : ''}: ${failures.join('. ')}. Hosts falsely declared dead: ${falseOnes.length}${falseOnes.length ? ` (${falseOnes.map((v) => `${v.host} by ${v.balancer}`).join(', ')})` : ''}. Repeat with: npm run bench -- chaos --seed ${c.seed}${c.smoke ? ' --smoke' : c.size === DENSE ? ' --dense' : ''}; every process's log is in ${rig.logDir}`)
   }
 
   const timeline = Object.fromEntries(
@@ -300,7 +314,8 @@ function figures(c: Collected): Figures {
 
   return {
     seed: c.seed,
-    repeatWith: `npm run bench -- chaos --seed ${c.seed}${c.smoke ? ' --smoke' : ''}`,
+    pace: c.smoke ? 'smoke' : c.size === DENSE ? 'dense: a fault every 3-4 s' : 'normal: a fault every 6 s',
+    repeatWith: `npm run bench -- chaos --seed ${c.seed}${c.smoke ? ' --smoke' : c.size === DENSE ? ' --dense' : ''}`,
     setup: {
       natsNodes: rig.nats.nodes.length,
       replicas: rig.replicas,
@@ -369,6 +384,7 @@ function figures(c: Collected): Figures {
       `False "host dead": a balancer log line {"to":"dead"} (read from every balancer's whole stderr) about a host that had not been SIGKILLed by then and was not SIGSTOPped at that moment or within hostDeadMs (${HOST_DEAD_MS} ms) before it.`,
       `Takeover: "leader elected after" = fault → the first status() (polled every 25 ms, 150 ms timeout) answered by another balancer with a higher term; "lease taken" = the new lease record's own since − fault. "Pending work placed after" = fault → every share of a one-share job (π(2·10⁶)) submitted right after the fault is running or done. The chaos-phase takeovers may overlap other faults; the target applies to the clean ones (phase 3).`,
       `NATS: "jsElectionMs" = SIGKILL → lib/nats-server/cluster.ts waitForStreamLeader names another node (it polls every 100 ms with 2 s request timeouts, so it is an upper bound; null under chaos: no other leader while the node was down, its hold being shorter than the election); in part 4 the node stays down until both figures are in. "kvWritesFailMs" = signal → JetStream's timestamp of the first write to the shares stream that landed once the node was gone (the balancer's own checkpoint writes, found by walking the stream; an upper bound if that first write was already superseded). Longest progress gap = longest time between two status() polls (every 200 ms, 1 s timeout) that saw the job's unitsDone grow; a failed poll is no progress.`,
+      ...(c.smoke ? [] : [`Workload: rounds of 4 concurrent jobs (8 shares of about equal work on 12 slots), about 20 s each undisturbed; faults about every ${c.size === DENSE ? '8–12' : '18'} s in each of the three lanes. Much shorter jobs would measure the recovery constants (hostDeadMs 1 s, a JetStream election 4–7 s), not what a fault costs a job.`]),
       `Dynamic splitting is off (balancer.splitMinUnits 10^12): splits fill every free slot, so re-dispatched shares and the takeover probe would wait for a share to finish, which measures capacity, not failover. Everything else is the product's default.`,
       `All processes (3 nats-servers, 2 balancers, 4+ hosts, this process) share this machine's cores; the undisturbed baseline was measured in the same run for that reason.`,
       ...(c.smoke ? ['Smoke run: one fault of each kind, short jobs; the figures only show the machinery works.'] : []),

@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N]`.
+ * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense]`.
  *
  * Runs the module `bench/NAME.ts`, prints human progress to stderr, a readable table of the figures
  * to stdout and, with `--json`, one JSON object as the last line of stdout. Exit codes: 0 the
@@ -35,7 +35,7 @@ function usage(): string {
   const names = Object.keys(BENCHMARKS)
   const width = Math.max(...names.map((n) => n.length))
   return [
-    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N]',
+    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense]',
     '',
     'benchmarks:',
     ...names.map((n) => `  ${n.padEnd(width)}  ${DESCRIPTIONS[n] ?? ''}`),
@@ -45,6 +45,7 @@ function usage(): string {
     '  --json   also print the figures as one JSON object, the last line of stdout',
     '  --seed N seed of a benchmark\'s random choices, to repeat a run (chaos: its fault schedule;',
     '           benchmarks without random choices ignore it)',
+    '  --dense  chaos: faults about every 3-4 s instead of every 6 (bug hunting; figures in bench/RESULTS.md)',
     '  --help   this text',
     '',
     'Progress goes to stderr, figures to stdout. Exit 0: ran (targets are reported, not enforced);',
@@ -88,7 +89,7 @@ function table(name: string, figures: Figures): string {
 }
 
 /** What a benchmark is given: the common context, plus `--seed` for those that make random choices. */
-type RunContext = BenchContext & { seed?: number }
+type RunContext = BenchContext & { seed?: number; dense?: boolean }
 
 /** Takes `--seed N` / `--seed=N` out of argv; an error text for a bad value. */
 function takeSeed(argv: string[]): { rest: string[]; seed?: number } | { error: string } {
@@ -116,7 +117,7 @@ export async function main(args: string[]): Promise<number> {
   const argv = taken.rest
   const flags = new Set(argv.filter((a) => a.startsWith('-')))
   const names = argv.filter((a) => !a.startsWith('-'))
-  const known = new Set(['--smoke', '--json', '--help', '-h'])
+  const known = new Set(['--smoke', '--json', '--dense', '--help', '-h'])
   const unknownFlag = [...flags].find((f) => !known.has(f))
   if (flags.has('--help') || flags.has('-h') || args.length === 0) {
     process.stdout.write(usage() + '\n')
@@ -148,7 +149,7 @@ export async function main(args: string[]): Promise<number> {
   let figures: Figures
   try {
     const mod = await load()
-    const ctx: RunContext = { smoke, json, log, ...(taken.seed === undefined ? {} : { seed: taken.seed }) }
+    const ctx: RunContext = { smoke, json, log, ...(flags.has('--dense') ? { dense: true } : {}), ...(taken.seed === undefined ? {} : { seed: taken.seed }) }
     figures = await mod.run(ctx)
   } catch (e) {
     const err = e as Error
