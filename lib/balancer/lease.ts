@@ -12,7 +12,12 @@
  *             never act at once. A renewal that conflicts shows another leader: deposed.
  *
  * A follower that cannot read the key forgets what it saw: an outage of its own is not the
- * leader's silence, and after it the leader gets a whole lease to renew again.
+ * leader's silence, and after it the leader gets a whole lease to renew again. After store trouble
+ * (a failed read, a takeover that failed for anything but a conflict) it waits two leases instead:
+ * while JetStream elects a stream leader, replicas still answer reads but nobody can write, so
+ * the leader could not renew for reasons that are not its own (found by the chaos benchmark: a
+ * standby took over as soon as the stream could take writes again, racing the leader's renewal,
+ * and its recovery then waited for the next stream's election while nobody served).
  *
  * Must never act on the cluster itself: it only elects, and tells its owner (`events`).
  */
@@ -61,6 +66,8 @@ export class Lease {
   private revision = 0
   /** The revision a follower saw, and since when (monotonic). */
   private observed: { revision: number; at: number } | undefined
+  /** When this follower last met store trouble (monotonic ms). */
+  private troubledAt = Number.NEGATIVE_INFINITY
   private lastSeen: LeaseRecord | undefined
   private stepping = false
   private timer: NodeJS.Timeout | undefined
@@ -162,6 +169,7 @@ export class Lease {
     } catch (e) {
       // Blind: what we saw before the outage says nothing about the leader now.
       this.observed = undefined
+      this.troubledAt = this.o.now()
       this.o.events.storeTrouble?.(e)
       return
     }
@@ -174,7 +182,8 @@ export class Lease {
           this.observed = { revision: cur.revision, at: now }
           return
         }
-        if (now - this.observed.at < this.o.leaseMs) return
+        const patience = now - this.troubledAt < 3 * this.o.leaseMs ? 2 * this.o.leaseMs : this.o.leaseMs
+        if (now - this.observed.at < patience) return
       }
     }
     await this.takeOver(cur?.revision ?? 0, (this.lastSeen?.term ?? 0) + 1)
@@ -189,7 +198,10 @@ export class Lease {
     } catch (e) {
       // Someone else won, or the store is away: follow again from scratch.
       this.observed = undefined
-      if (!(e instanceof RevisionConflict)) this.o.events.storeTrouble?.(e)
+      if (!(e instanceof RevisionConflict)) {
+        this.troubledAt = this.o.now()
+        this.o.events.storeTrouble?.(e)
+      }
       return
     }
     if (this.stopped) return

@@ -130,6 +130,54 @@ describe('leadership lease', () => {
     expect(a.events).to.deep.equal(['elected 1'])
   })
 
+  it('gives the leader two leases to renew after the store could not take writes (reads alone came back first)', async () => {
+    const { kv, clock, a, b } = setup()
+    await a.lease.step()
+    await b.lease.step()
+    // An election: nobody can write, and for a while the standby cannot read either.
+    kv.writesFail = true
+    kv.getsFail = true
+    for (clock.t = 100; clock.t < 2_000; clock.t += 100) {
+      await a.lease.step().catch(() => undefined)
+      await b.lease.step().catch(() => undefined)
+    }
+    // Replicas answer reads again (b sees the old revision from 2000) before writes work at 2900.
+    kv.getsFail = false
+    for (clock.t = 2_000; clock.t < 2_900; clock.t += 100) {
+      await b.lease.step()
+      await a.lease.step().catch(() => undefined)
+    }
+    kv.writesFail = false
+    // The race of the chaos run: the standby steps first once writes work, a lease after it saw the
+    // revision. It must not take the lease; the leader's renewal that follows keeps it.
+    for (clock.t = 3_000; clock.t <= 6_000; clock.t += 100) {
+      await b.lease.step()
+      await a.lease.step()
+    }
+    expect(b.lease.leading).to.equal(false)
+    expect(a.fence!.state()).to.equal('valid')
+    expect(a.events).to.deep.equal(['elected 1'])
+  })
+
+  it('still takes over after two leases when the leader is really gone after an outage', async () => {
+    const { kv, clock, a, b } = setup()
+    await a.lease.step()
+    await b.lease.step()
+    kv.getsFail = true
+    clock.t = 500
+    await b.lease.step().catch(() => undefined) // trouble at 500; a is gone from here on
+    kv.getsFail = false
+    clock.t = 600
+    await b.lease.step() // sees the lease again at 600
+    clock.t = 600 + LEASE_MS
+    await b.lease.step()
+    expect(b.lease.leading, 'one lease is not enough right after trouble').to.equal(false)
+    clock.t = 600 + 2 * LEASE_MS
+    await b.lease.step()
+    expect(b.lease.leading).to.equal(true)
+    expect(b.fence!.term).to.equal(2)
+  })
+
   it('is not deposed by its own renewal whose answer was lost', async () => {
     const { kv, clock, a } = setup()
     await a.lease.step()
