@@ -234,6 +234,7 @@ async function natsLeaderKill(rig: ChaosRig, lane: LaneContext, size: Size, i: n
     const gaps = await watch.stop()
     const outcome: JobOutcome = { label: def.label, jobId, phase: 'nats', round: i, state: s.state, exact: s.state === 'completed' && s.result === def.expected, result: s.result ?? null, expected: def.expected, makespanMs: s.elapsedMs ?? Date.now() - t0 }
     log(`   ${rec.nats!.node}: election ${rec.nats!.jsElectionMs ?? '?'} ms, first shares write after ${rec.nats!.kvWritesFailMs} ms, longest progress gap ${gaps.longestGapMs} ms (${gaps.failedPolls} of ${gaps.polls} polls failed); ${def.label} ${outcome.exact ? 'exact' : `WRONG (${s.state}, ${JSON.stringify(s.result)})`}`)
+    for (const f of gaps.failures) log(`     failed poll ${f}`)
     return { victim: rec.nats!.node, jsElectionMs: rec.nats!.jsElectionMs ?? null, kvWritesFailMs: rec.nats!.kvWritesFailMs, gaps, outcome }
   } finally {
     await watch.stop()

@@ -16,7 +16,12 @@ export interface ProgressGaps {
   longestGapFrom: number
   polls: number
   failedPolls: number
+  /** The first failed polls: ms since the watch started, how long the poll took, and why it failed. */
+  failures: string[]
 }
+
+/** Failed polls described in `failures` (the count goes on). */
+const FAILURES_KEPT = 12
 
 /** Polls until `stop()`, then reports the gaps. */
 export class ProgressGapWatch {
@@ -38,16 +43,27 @@ export class ProgressGapWatch {
     let prev: number | undefined
     // The first answer is the starting point that gaps are measured from.
     let lastGrowth: number | undefined
-    const out: ProgressGaps = { longestGapMs: 0, longestGapFrom: 0, polls: 0, failedPolls: 0 }
+    const out: ProgressGaps = { longestGapMs: 0, longestGapFrom: 0, polls: 0, failedPolls: 0, failures: [] }
+    const start = Date.now()
     while (!this.stopped) {
       const t = Date.now()
       out.polls++
+      let why = ''
       const job = await this.client.status().then(
-        (st) => st.jobs.find((j) => j.jobId === this.jobId),
-        () => undefined,
+        (st) => {
+          const j = st.jobs.find((x) => x.jobId === this.jobId)
+          if (!j) why = `the job is not in the answer (leader ${st.leader?.id ?? '?'} term ${st.leader?.term ?? '?'})`
+          return j
+        },
+        (e: unknown) => {
+          why = (e as Error).message
+          return undefined
+        },
       )
-      if (!job) out.failedPolls++
-      else {
+      if (!job) {
+        out.failedPolls++
+        if (out.failures.length < FAILURES_KEPT) out.failures.push(`+${t - start} ms (${Date.now() - t} ms): ${why}`)
+      } else {
         if (prev === undefined) lastGrowth = t
         else if (job.unitsDone > prev) {
           if (t - lastGrowth! > out.longestGapMs) {
