@@ -7,7 +7,8 @@
  *
  * Shares run the bench processor `ballast` (bench/processors/ballast.ts), which checks its own
  * state byte for byte; every job's result is compared with its range length, so a migration that
- * loses, repeats or damages work fails the benchmark.
+ * loses, repeats or damages work fails the benchmark. `--background CORES` runs it next to that
+ * much stray load on each CPU (`support/background.ts`), with what that load used reported.
  *
  * Must never drop a sample (statistics are over every successful migration; failed ones are
  * counted and reported), never tune pacing or sizes to flatter the figures, and never leave a
@@ -21,6 +22,8 @@ import type { Job } from '../lib/sdk/job.ts'
 import type { ShareSummary } from '../lib/sdk/client.ts'
 import { BenchError, mean, round, summarize, until, type BenchContext, type Figures } from './support/bench.ts'
 import { ClusterStartError, startBenchCluster, type TestCluster } from './support/cluster.ts'
+import { withBackground } from './support/background.ts'
+import type { RunContext } from './run.ts'
 
 export const description = 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints vs raw NATS request/reply'
 
@@ -182,7 +185,12 @@ async function migrateSize(c: TestCluster, size: SizeCase, migrations: number, m
 
 // ------------------------------------------------------------------ run
 
-export async function run({ smoke, log }: BenchContext): Promise<Figures> {
+export function run(ctx: RunContext): Promise<Figures> {
+  // The hosts are not pinned: stray load on both CPUs.
+  return withBackground(ctx, ctx.background, ['0', '1'], () => measure(ctx))
+}
+
+async function measure({ smoke, log }: BenchContext): Promise<Figures> {
   const migrations = smoke ? 5 : 100
   const rawSamples = smoke ? 100 : 1000
   const maxUnits = smoke ? 3000 : 12_000

@@ -1,5 +1,6 @@
 /**
- * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense]`.
+ * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES]`.
+ * Options are parsed by Node's own `util.parseArgs` (strict: an unknown option is bad usage).
  *
  * Runs the module `bench/NAME.ts`, prints human progress to stderr, a readable table of the figures
  * to stdout and, with `--json`, one JSON object as the last line of stdout. Exit codes: 0 the
@@ -12,6 +13,7 @@
  */
 
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { BenchError, machine, type BenchContext, type BenchModule, type Figures } from './support/bench.ts'
 
 /** Benchmarks by name; each is a module `bench/<name>.ts`. */
@@ -35,7 +37,7 @@ function usage(): string {
   const names = Object.keys(BENCHMARKS)
   const width = Math.max(...names.map((n) => n.length))
   return [
-    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense]',
+    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES]',
     '',
     'benchmarks:',
     ...names.map((n) => `  ${n.padEnd(width)}  ${DESCRIPTIONS[n] ?? ''}`),
@@ -46,6 +48,9 @@ function usage(): string {
     '  --seed N seed of a benchmark\'s random choices, to repeat a run (chaos: its fault schedule;',
     '           benchmarks without random choices ignore it)',
     '  --dense  chaos: faults about every 3-4 s instead of every 6 (bug hunting; figures in bench/RESULTS.md)',
+    '  --background CORES',
+    '           uneven, failover, migration: stray load the benchmark starts itself, CORES (0 < CORES <= 1)',
+    '           of busy time on each CPU the hosts run on, pinned, with what it really used reported',
     '  --help   this text',
     '',
     'Progress goes to stderr, figures to stdout. Exit 0: ran (targets are reported, not enforced);',
@@ -88,44 +93,49 @@ function table(name: string, figures: Figures): string {
   return lines.join('\n')
 }
 
-/** What a benchmark is given: the common context, plus `--seed` for those that make random choices. */
-type RunContext = BenchContext & { seed?: number; dense?: boolean }
+/**
+ * What a benchmark is given: the common context, plus `--seed` for those that make random choices,
+ * `--dense` (chaos) and `--background` (uneven, failover, migration).
+ */
+export type RunContext = BenchContext & { seed?: number; dense?: boolean; background?: number }
 
-/** Takes `--seed N` / `--seed=N` out of argv; an error text for a bad value. */
-function takeSeed(argv: string[]): { rest: string[]; seed?: number } | { error: string } {
-  const rest: string[] = []
-  let seed: number | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--seed(?:=(.*))?$/.exec(argv[i]!)
-    if (!m) {
-      rest.push(argv[i]!)
-      continue
-    }
-    const v = m[1] ?? argv[++i]
-    if (v === undefined || !/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) return { error: `--seed must be a non-negative integer (got ${v === undefined ? 'nothing' : `'${v}'`})` }
-    seed = Number(v)
-  }
-  return seed === undefined ? { rest } : { rest, seed }
-}
+const OPTIONS = {
+  smoke: { type: 'boolean' },
+  json: { type: 'boolean' },
+  dense: { type: 'boolean' },
+  seed: { type: 'string' },
+  background: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
 
 export async function main(args: string[]): Promise<number> {
-  const taken = takeSeed(args)
-  if ('error' in taken) {
-    process.stderr.write(`bench: ${taken.error}\n\n${usage()}\n`)
+  const bad = (msg: string): number => {
+    process.stderr.write(`bench: ${msg}\n\n${usage()}\n`)
     return 2
   }
-  const argv = taken.rest
-  const flags = new Set(argv.filter((a) => a.startsWith('-')))
-  const names = argv.filter((a) => !a.startsWith('-'))
-  const known = new Set(['--smoke', '--json', '--dense', '--help', '-h'])
-  const unknownFlag = [...flags].find((f) => !known.has(f))
-  if (flags.has('--help') || flags.has('-h') || args.length === 0) {
+  const parsed = (() => {
+    try {
+      return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
+    } catch (e) {
+      return e as Error
+    }
+  })()
+  if (parsed instanceof Error) return bad(parsed.message)
+  const opts = parsed.values
+  const names = parsed.positionals
+  if (opts.help || args.length === 0) {
     process.stdout.write(usage() + '\n')
     return 0
   }
-  if (unknownFlag) {
-    process.stderr.write(`bench: unknown option ${unknownFlag}\n\n${usage()}\n`)
-    return 2
+  let seed: number | undefined
+  if (opts.seed !== undefined) {
+    if (!/^\d+$/.test(opts.seed) || !Number.isSafeInteger(Number(opts.seed))) return bad(`--seed must be a non-negative integer (got '${opts.seed}')`)
+    seed = Number(opts.seed)
+  }
+  let background: number | undefined
+  if (opts.background !== undefined) {
+    background = Number(opts.background)
+    if (!/^\d*\.?\d+$/.test(opts.background) || !(background >= 0 && background <= 1)) return bad(`--background must be a number of cores per CPU from 0 to 1 (got '${opts.background}')`)
   }
   if (names.length !== 1) {
     process.stderr.write(`bench: give exactly one benchmark name (got ${names.length ? names.join(', ') : 'none'})\n\n${usage()}\n`)
@@ -137,8 +147,9 @@ export async function main(args: string[]): Promise<number> {
     process.stderr.write(`bench: unknown benchmark '${name}'; known: ${Object.keys(BENCHMARKS).join(', ')}\n`)
     return 2
   }
-  const smoke = flags.has('--smoke')
-  const json = flags.has('--json')
+  if (background !== undefined && !['uneven', 'failover', 'migration'].includes(name)) return bad(`--background is for uneven, failover and migration, not ${name}`)
+  const smoke = opts.smoke === true
+  const json = opts.json === true
   const t0 = Date.now()
   const log = (line: string): void => {
     process.stderr.write(`[${name} ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`)
@@ -149,7 +160,7 @@ export async function main(args: string[]): Promise<number> {
   let figures: Figures
   try {
     const mod = await load()
-    const ctx: RunContext = { smoke, json, log, ...(flags.has('--dense') ? { dense: true } : {}), ...(taken.seed === undefined ? {} : { seed: taken.seed }) }
+    const ctx: RunContext = { smoke, json, log, ...(opts.dense ? { dense: true } : {}), ...(seed === undefined ? {} : { seed }), ...(background === undefined ? {} : { background }) }
     figures = await mod.run(ctx)
   } catch (e) {
     const err = e as Error
