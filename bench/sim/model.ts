@@ -38,8 +38,10 @@
 
 import { Heap } from '../../lib/balancer/core/heap.ts'
 import type { Action, BalancingPolicy, ClusterView, HostView, Knobs, ShareView } from '../../lib/balancer/core/policy.ts'
+import { LoadHistory, type ReportedShare } from '../../lib/balancer/core/load-history.ts'
 import { splitRange } from '../../lib/balancer/core/split-range.ts'
 import { hostCapacity } from './ideal.ts'
+import { heartbeatPhaseMs, NoiseSource, noiseSeed } from './noise.ts'
 import { seededRng } from './rng.ts'
 
 const MiB = 2 ** 20
@@ -53,6 +55,12 @@ export interface HostSpec {
   tags?: Record<string, string>
   /** Background CPU demand in cores from `atMs` on (a list of changes; none = 0). */
   hog?: ReadonlyArray<{ atMs: number; cores: number }>
+  /**
+   * Stray background load that jitters like a real host's, in cores on average (`noise.ts`): drawn
+   * afresh every heartbeat, with bursts. It takes CPU like any background load; the ideal makespan
+   * counts its mean.
+   */
+  noise?: number
   failAtMs?: number
 }
 
@@ -78,6 +86,12 @@ export interface SimParams {
   stunJitter: number
   /** Relative noise of measured rates and external load (uniform ±). */
   measureNoise: number
+  /**
+   * Hosts report their CPU figures this often (staggered); the shell smooths them over
+   * `loadWindowMs` (`LoadHistory`, as the balancer does) before the policy sees them.
+   */
+  heartbeatMs: number
+  loadWindowMs: number
   /**
    * A freed slot (a share done, a host declared dead) triggers a pass soon after, as the real
    * balancer's `kick()` does: this long after the first trigger (later ones coalesce), the policy
@@ -149,6 +163,9 @@ interface SimHost {
   alive: boolean
   detected: boolean
   hogCores: number
+  /** Stray background load in cores right now (0 without `spec.noise`). */
+  noiseCores: number
+  noise: NoiseSource | null
   running: Set<SimShare>
   /** Per-thread CPU share currently applied to its running shares. */
   cpu: number
@@ -180,7 +197,7 @@ type Ev =
   | { t: number; seq: number; kind: 'tick' | 'kick' }
   | { t: number; seq: number; kind: 'done' | 'arrive'; share: SimShare; gen: number }
   | { t: number; seq: number; kind: 'hog'; host: SimHost; cores: number }
-  | { t: number; seq: number; kind: 'fail' | 'detect'; host: SimHost }
+  | { t: number; seq: number; kind: 'fail' | 'detect' | 'hb'; host: SimHost }
 
 export function simulate(input: SimInput): SimResult {
   const { params: P, knobs, policy, clock } = input
@@ -190,11 +207,14 @@ export function simulate(input: SimInput): SimResult {
   const events = new Heap<Ev>((a, b) => a.t < b.t || (a.t === b.t && a.seq < b.seq))
   const at = (e: NoSeq<Ev>) => events.push({ ...e, seq: seq++ } as Ev)
 
-  const hosts: SimHost[] = input.hosts.map((spec) => ({
+  const loads = new LoadHistory(P.loadWindowMs)
+  const hosts: SimHost[] = input.hosts.map((spec, i) => ({
     spec,
     alive: true,
     detected: false,
     hogCores: 0,
+    noiseCores: 0,
+    noise: spec.noise ? new NoiseSource(spec.noise, seededRng(noiseSeed(P.seed, i))) : null,
     running: new Set(),
     cpu: 1,
     view: {
@@ -238,6 +258,8 @@ export function simulate(input: SimInput): SimResult {
     for (const c of h.spec.hog ?? []) at({ t: c.atMs, kind: 'hog', host: h, cores: c.cores })
     if (h.spec.failAtMs !== undefined) at({ t: h.spec.failAtMs, kind: 'fail', host: h })
   }
+  // Heartbeats, staggered over one period as independent hosts' are.
+  hosts.forEach((h, i) => at({ t: heartbeatPhaseMs(i, hosts.length, P.heartbeatMs), kind: 'hb', host: h }))
   at({ t: 0, kind: 'tick' })
 
   const result: SimResult = {
@@ -257,7 +279,8 @@ export function simulate(input: SimInput): SimResult {
   /** Re-applies fair sharing on `h` after its running set or background changed. */
   const hostChanged = (h: SimHost, now: number, added?: SimShare) => {
     const n = h.running.size
-    const cpu = n + h.hogCores <= h.spec.cores ? 1 : h.spec.cores / (n + h.hogCores)
+    const bg = h.hogCores + h.noiseCores
+    const cpu = n + bg <= h.spec.cores ? 1 : h.spec.cores / (n + bg)
     if (cpu !== h.cpu) {
       for (const s of h.running) settle(s, now)
       h.cpu = cpu
@@ -315,9 +338,10 @@ export function simulate(input: SimInput): SimResult {
     const viewHosts: HostView[] = []
     for (const h of hosts) {
       if (h.detected) continue
-      if (h.alive && full) {
-        const got = h.hogCores * Math.min(1, h.spec.cores / (h.running.size + h.hogCores || 1))
-        h.view.externalLoad = Math.min(1, Math.max(0, noisy(got / h.spec.cores, P.measureNoise)))
+      const ext = loads.external(h.spec.id)
+      if (ext) {
+        h.view.externalLoad = ext.level
+        h.view.externalNoise = ext.noise
       }
       viewHosts.push(h.view)
     }
@@ -408,6 +432,23 @@ export function simulate(input: SimInput): SimResult {
     at({ t: now + P.safePointMs + P.assignDelayMs, kind: 'arrive', share: tail, gen: tail.gen })
   }
 
+  /**
+   * What the host's heartbeat reports of the period now ending, as the real host measures it: its
+   * CPUs' busy fraction and its own (fair time-sharing between its running shares and the
+   * background), each off by up to ±measureNoise, fed to the load history.
+   */
+  function heartbeat(h: SimHost, now: number): void {
+    const cores = h.spec.cores
+    const n = h.running.size
+    const bg = h.hogCores + h.noiseCores
+    const g = n + bg <= cores ? 1 : cores / (n + bg)
+    const shoal = Math.min(1, (n * g) / cores)
+    const other = Math.max(0, noisy((bg * g) / cores, P.measureNoise))
+    const reported: ReportedShare[] = []
+    for (const s of h.running) reported.push({ shareId: s.view.shareId, epoch: 0, busy: 1 })
+    loads.observe(now, h.spec.id, cores, { cpuMachine: Math.min(1, shoal + other), cpuShoal: shoal }, reported)
+  }
+
   function toPending(s: SimShare, pos: number): void {
     s.state = 'pending'
     s.host = null
@@ -475,6 +516,22 @@ export function simulate(input: SimInput): SimResult {
         h.hogCores = e.cores
         h.cpu = Number.NaN // force a reschedule of every share on it
         hostChanged(h, now)
+        break
+      }
+      case 'hb': {
+        const h = e.host
+        if (!h.alive) break
+        heartbeat(h, now)
+        if (h.noise) {
+          const next = h.noise.next()
+          if (next !== h.noiseCores) {
+            for (const s of h.running) settle(s, now)
+            h.noiseCores = next
+            h.cpu = Number.NaN
+            hostChanged(h, now)
+          }
+        }
+        at({ t: now + P.heartbeatMs, kind: 'hb', host: h })
         break
       }
       case 'fail': {

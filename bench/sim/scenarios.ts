@@ -32,6 +32,14 @@ export interface ScenarioOptions {
   hogs: number
   /** Fail one host at half of the run. */
   failure: boolean
+  /** Stray background load on every host, in cores on average (`noise.ts`; default 0). */
+  noise?: number
+  /**
+   * Every host alike (the first of `coreChoices` cores, speed 1) with one slot more than cores, and
+   * jobs of one share per core (`sharesPerJob` 'auto' counts cores here): nothing to balance, yet a
+   * free slot everywhere, so a move is always possible and any balancing move is thrash.
+   */
+  even?: boolean
   seed: number
 }
 
@@ -43,12 +51,15 @@ const CHECKPOINT_BYTES = [4 * 1024, 64 * 1024, 1024 * 1024, 8 * 1024 * 1024] as 
 export function buildScenario(o: ScenarioOptions): Scenario {
   const rng = seededRng(o.seed)
   const hosts: HostSpec[] = Array.from({ length: o.hosts }, (_, i) => {
+    const id = `h${String(i).padStart(4, '0')}`
+    const noise = o.noise ? { noise: o.noise } : {}
+    if (o.even) return { id, cores: o.coreChoices[0]!, slots: o.coreChoices[0]! + 1, speed: 1, ...noise }
     const cores = pick(rng, o.coreChoices)
     // One host in eight is configured with twice as many slots as cores.
     const slots = rng() < 0.125 ? cores * 2 : cores
-    return { id: `h${String(i).padStart(4, '0')}`, cores, slots, speed: pick(rng, SPEEDS) }
+    return { id, cores, slots, speed: pick(rng, SPEEDS), ...noise }
   })
-  const slots = hosts.reduce((n, h) => n + h.slots, 0)
+  const slots = hosts.reduce((n, h) => n + (o.even ? h.cores : h.slots), 0)
   const work = poolCapacity(hosts, 0) * o.targetIdealMs
   const jobs: JobSpec[] = Array.from({ length: o.jobs }, (_, j) => {
     const msPerUnit = MS_PER_UNIT[j % MS_PER_UNIT.length]!
@@ -79,9 +90,12 @@ export function buildScenario(o: ScenarioOptions): Scenario {
   }
   if (o.failure && order.length > o.hogs) hosts[order[o.hogs]!]!.failAtMs = Math.round(base * 0.5)
   const parts = [
-    `${o.hosts} hosts (${o.coreChoices.join('/')} cores, per-core speed ${SPEEDS[0]}–${SPEEDS[SPEEDS.length - 1]}, 1 in 8 with slots = 2 × cores)`,
+    o.even
+      ? `${o.hosts} identical hosts (${o.coreChoices[0]} cores, ${o.coreChoices[0]! + 1} slots, speed 1)`
+      : `${o.hosts} hosts (${o.coreChoices.join('/')} cores, per-core speed ${SPEEDS[0]}–${SPEEDS[SPEEDS.length - 1]}, 1 in 8 with slots = 2 × cores)`,
     `${o.jobs} jobs × ${jobs[0]?.shares} shares`,
   ]
+  if (o.noise) parts.push(`stray noise of ${o.noise} core on every host (jitter and bursts)`)
   if (o.hogs) parts.push(`${o.hogs} background hog${o.hogs > 1 ? 's' : ''} (0.9 × cores) starting at 20–50 % of the run`)
   if (o.failure) parts.push('one host failing at 50 %')
   return { name: o.name, description: parts.join(', '), hosts, jobs }
@@ -98,6 +112,9 @@ export function defaultParams(seed: number, maxSimMs: number): SimParams {
     stunMsPerMiB: 40,
     stunJitter: 0.3,
     measureNoise: 0.03,
+    // pool.heartbeatMs and balancer.loadWindowMs defaults.
+    heartbeatMs: 250,
+    loadWindowMs: 1000,
     kickDelayMs: 20,
     maxSimMs,
     seed,

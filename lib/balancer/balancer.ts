@@ -46,6 +46,7 @@ import { Subjects } from '../protocol/subjects.ts'
 import { Membership, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
+import { LoadHistory } from './core/load-history.ts'
 import { buildClusterView, type LiveShare } from './core/snapshot.ts'
 import { splitRange } from './core/split-range.ts'
 import { learnStunCost } from './core/stun-model.ts'
@@ -138,6 +139,8 @@ export class Balancer {
   private splits = 0
   /** Per-core speeds the policy measured, remembered for hosts that go idle (`HostView.coreSpeed`). */
   private readonly coreSpeeds = new Map<string, number>()
+  /** Smoothed external loads and share demands, with their noise, fed by heartbeats. */
+  private readonly loads: LoadHistory
   /** The last interval pass: what `shoal status` shows of the balance. */
   private lastBalance: Omit<BalanceSummary, 'splitsTotal'> | undefined
   private readonly subs: Subscription[] = []
@@ -162,6 +165,7 @@ export class Balancer {
     this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes))
     this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs })
     this.fence = opts.fence
+    this.loads = new LoadHistory(opts.config.balancer.loadWindowMs)
     this.hearing = opts.hearing
     this.lastHeard = opts.lastHeard
     this.leadership = opts.leadership
@@ -302,6 +306,7 @@ export class Balancer {
     const intervalBefore = this.config.balancer.intervalMs
     this.config = { ...this.config, balancer: { ...next.balancer, metricsPort: this.config.balancer.metricsPort } }
     for (const c of live) this.log.info({ key: c.key, from: c.from, to: c.to, source }, `setting ${c.key} changed from ${c.from} to ${c.to}`)
+    this.loads.setWindow(this.config.balancer.loadWindowMs)
     if (this.config.balancer.intervalMs !== intervalBefore && this.cycleTimer && !this.stopped) {
       clearInterval(this.cycleTimer)
       this.cycleTimer = setInterval(() => this.cycle(), this.config.balancer.intervalMs)
@@ -364,6 +369,9 @@ export class Balancer {
     }
     const before = this.membership.get(msg.hostId)
     const restarted = before !== undefined && before.heartbeat.startedAt !== msg.startedAt
+    if (restarted) this.loads.forgetHost(msg.hostId)
+    // Monotonic time: a wall clock set back would stall the smoothing until it caught up.
+    this.loads.observe(performance.now(), msg.hostId, msg.capacity.cores, msg.load, msg.shares)
     this.onMembership(this.membership.observe(msg, now))
     if (restarted) this.reclaimShares(msg.hostId, 'host-restarted')
     this.reconcileHeartbeat(msg)
@@ -402,7 +410,10 @@ export class Balancer {
   private onMembership(events: MembershipEvent[]): void {
     for (const e of events) {
       this.log.info({ host: e.hostId, from: e.from, to: e.to }, `host ${e.to}`)
-      if (e.to === 'dead' || e.to === 'left') this.reclaimShares(e.hostId, e.to === 'dead' ? 'host-lost' : 'host-left')
+      if (e.to === 'dead' || e.to === 'left') {
+        this.loads.forgetHost(e.hostId)
+        this.reclaimShares(e.hostId, e.to === 'dead' ? 'host-lost' : 'host-left')
+      }
       if (e.to === 'alive') this.kick()
     }
   }
@@ -751,6 +762,7 @@ export class Balancer {
       movedAt: this.migratedAt,
       moving: this.moving,
       stun: learnStunCost(this.migrations),
+      loads: this.loads,
     })
     const now = Date.now()
     const knobs = this.knobs()
@@ -809,7 +821,7 @@ export class Balancer {
       freeSlots: hb.capacity.slots - this.runningOn(h.hostId) - (this.incoming.get(h.hostId) ?? 0),
       cores: hb.capacity.cores,
       memFreeBytes: hb.load.memFreeBytes,
-      externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
+      externalLoad: this.loads.external(h.hostId)?.level ?? Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
       tags: hb.tags,
       processors: new Set(hb.processors),
       draining: this.draining.has(h.hostId),
@@ -1150,6 +1162,7 @@ export class Balancer {
       'balancer.maxMovesPerCycle': b.maxMovesPerCycle,
       'balancer.maxConcurrentMigrationsPerHost': b.maxConcurrentMigrationsPerHost,
       'balancer.splitMinUnits': b.splitMinUnits,
+      'balancer.loadWindowMs': b.loadWindowMs,
     }
     const st: BalancerState = { hostsByState, hosts, sharesByState, jobsByState, jobProgress, settings }
     const lb = this.lastBalance
@@ -1160,6 +1173,7 @@ export class Balancer {
         toleratedImbalance: lb.toleratedImbalance ?? Number.POSITIVE_INFINITY,
         meanLoad: loads.length ? loads.reduce((a, x) => a + x, 0) / loads.length : 0,
         loads: lb.loads,
+        loadNoise: lb.loadNoise,
       }
     }
     return st
@@ -1245,6 +1259,7 @@ function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: numb
     toleratedImbalance: Number.isFinite(plan.toleratedImbalance) ? plan.toleratedImbalance : null,
     projectedImbalance: plan.projectedImbalance,
     loads: plan.normalisedLoads,
+    loadNoise: plan.loadNoise,
     reasons: plan.reasons,
     decideMs,
     actions: { place: count('place'), migrate: count('migrate'), split: count('split') },

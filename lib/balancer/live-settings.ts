@@ -15,6 +15,7 @@ export const LIVE_KEYS = [
   'balancer.migrationThreshold',
   'balancer.intervalMs',
   'balancer.minResidencyMs',
+  'balancer.loadWindowMs',
   'balancer.maxMovesPerCycle',
   'balancer.maxConcurrentMigrationsPerHost',
   'balancer.splitMinUnits',

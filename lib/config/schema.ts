@@ -139,6 +139,10 @@ export const ConfigSchema = z.strictObject({
       unit: 'ms',
       doc: 'A share live-migrated is not moved for balance again until it has stayed this long on its new host (against thrash). A share that was only placed may move as soon as its load shows it should.',
     }).default(10_000),
+    loadWindowMs: int(0, 60_000, {
+      unit: 'ms',
+      doc: 'Window over which each host\'s external CPU load and each share\'s CPU demand are smoothed (the median of the heartbeats in it) before the policy acts on them; their noise is estimated over five windows. 0 = act on the last heartbeat alone.',
+    }).default(1000),
     maxMovesPerCycle: int(0, undefined, { unit: 'moves', doc: 'Most migrations started in one balancing pass.' }).default(8),
     maxConcurrentMigrationsPerHost: int(1, undefined, {
       unit: 'migrations',

@@ -17,7 +17,7 @@ export interface BalancerState {
   hostsByState: Record<string, number>
   hosts: Array<{ hostId: string; slots: number; freeSlots: number; cores: number; draining: boolean }>
   /** From the last interval pass (absent before the first). */
-  balance?: { imbalance: number; toleratedImbalance: number; meanLoad: number; loads: Record<string, number> }
+  balance?: { imbalance: number; toleratedImbalance: number; meanLoad: number; loads: Record<string, number>; loadNoise?: Record<string, number> | undefined }
   sharesByState: Record<string, number>
   jobsByState: Record<string, number>
   /** Unfinished jobs: units done and total. */
@@ -72,7 +72,8 @@ export class BalancerMetrics {
       slots: gauge('shoal_host_slots', 'Worker slots a host advertises.', ['host']),
       freeSlots: gauge('shoal_host_free_slots', 'Slots of a host not running a share (as the balancer accounts them).', ['host']),
       cores: gauge('shoal_host_cores', 'CPU cores a host advertises (its affinity set).', ['host']),
-      load: gauge('shoal_host_normalised_load', 'Demand of a host (its shares plus load not from Shoal) over its cores; 1 = full.', ['host']),
+      load: gauge('shoal_host_normalised_load', 'Demand of a host (its shares plus load not from Shoal, smoothed) over its cores; 1 = full.', ['host']),
+      loadNoise: gauge('shoal_host_load_noise', 'Noise of a host\'s normalised load: the standard deviation of one heartbeat\'s reading.', ['host']),
       draining: gauge('shoal_host_draining', '1 when a host is in maintenance mode.', ['host']),
       imbalance: gauge('shoal_cluster_imbalance', 'Standard deviation of the hosts\' normalised loads at the last balancing pass.'),
       tolerated: gauge('shoal_cluster_tolerated_imbalance', 'Imbalance the migration threshold tolerates (+Inf at threshold 1).'),
@@ -129,6 +130,7 @@ export class BalancerMetrics {
     }
     if (st.balance) {
       for (const [host, l] of Object.entries(st.balance.loads)) g.load!.set({ host }, l)
+      for (const [host, n] of Object.entries(st.balance.loadNoise ?? {})) g.loadNoise!.set({ host }, n)
       g.imbalance!.set(st.balance.imbalance)
       g.tolerated!.set(st.balance.toleratedImbalance)
       g.meanLoad!.set(st.balance.meanLoad)

@@ -26,6 +26,13 @@ export class HostMetrics {
   readonly registry = new Registry()
   readonly unitsProcessed: Counter
   readonly checkpointLatency: Histogram
+  /** A periodic checkpoint acknowledged durable → how long after it was due (0 when on time). */
+  readonly checkpointLateness: Histogram
+  /** Worst lateness of a durable checkpoint since the host started (seconds; 0 until one is late). */
+  readonly checkpointLatenessMax: Gauge
+  /** How long before they are due shares take their checkpoints. */
+  readonly checkpointLead: Gauge
+  readonly checkpointsSuperseded: Counter
   readonly reconnects: Counter
   readonly rejected: Counter<'subject' | 'cause'>
   readonly checkpointFailures: Counter<'cause'>
@@ -39,6 +46,10 @@ export class HostMetrics {
     const r = [this.registry]
     this.unitsProcessed = new Counter({ name: 'shoal_host_units_processed_total', help: 'Units this host processed (units redone after a loss count again).', registers: r })
     this.checkpointLatency = new Histogram({ name: 'shoal_host_checkpoint_latency_seconds', help: 'Checkpoint sent → the balancer acknowledged it durable.', buckets: LATENCY_BUCKETS, registers: r })
+    this.checkpointLateness = new Histogram({ name: 'shoal_host_checkpoint_lateness_seconds', help: 'Periodic checkpoint acknowledged durable, after it was due (0 = on time or early).', buckets: [0, ...LATENCY_BUCKETS], registers: r })
+    this.checkpointLatenessMax = new Gauge({ name: 'shoal_host_checkpoint_lateness_max_seconds', help: 'Worst lateness of a durable periodic checkpoint since this host started.', registers: r })
+    this.checkpointLead = new Gauge({ name: 'shoal_host_checkpoint_lead_seconds', help: 'How long before it is due each share takes its checkpoint (from measured round trips).', registers: r })
+    this.checkpointsSuperseded = new Counter({ name: 'shoal_host_checkpoints_superseded_total', help: 'Checkpoints not sent because a newer one of the same share was already waiting.', registers: r })
     this.reconnects = new Counter({ name: 'shoal_nats_reconnects_total', help: 'Times this host reconnected to NATS.', registers: r })
     this.rejected = new Counter({ name: 'shoal_host_messages_rejected_total', help: 'Messages this host counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
     this.checkpointFailures = new Counter({ name: 'shoal_host_checkpoint_failures_total', help: 'Checkpoints not acknowledged, by cause (timeout, unavailable, refused, error).', labelNames: ['cause'], registers: r })

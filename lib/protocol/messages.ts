@@ -350,6 +350,11 @@ export const balanceSummarySchema = z.object({
   projectedImbalance: z.number().nonnegative(),
   /** Normalised load per host (demand ÷ cores; above 1, shares time-share the CPU). */
   loads: z.record(z.string(), z.number().nonnegative()),
+  /**
+   * Noise of each host's load: the standard deviation of one heartbeat's reading, in the same unit
+   * (the loads themselves are smoothed over balancer.loadWindowMs). Absent from older balancers.
+   */
+  loadNoise: z.record(z.string(), z.number().nonnegative()).optional(),
   /** Why the pass did what it did, or what held moves back. */
   reasons: z.array(z.string()),
   decideMs: z.number().nonnegative(),

@@ -28,6 +28,11 @@ export const I_CMD = 0
 export const I_SPLIT_SEQ = 1
 /** Index (Int32Array) of the requested split fraction, in parts per million (1..999999). */
 export const I_SPLIT_PPM = 2
+/**
+ * Index (Int32Array) of the checkpoint lead in ms: the worker takes each checkpoint this long
+ * before it is due, so that it is durable by then (the host sets it from its measured round trips).
+ */
+export const I_CKPT_LEAD_MS = 3
 
 /** Index (BigInt64Array) of the next unit to process. Written by the worker only. */
 export const I_POSITION = 0
@@ -111,7 +116,12 @@ export interface CheckpointBody {
 
 /** Messages the worker posts on the task's port while the share runs. */
 export type WorkerMessage =
-  | ({ t: 'checkpoint' } & CheckpointBody)
+  /**
+   * A periodic checkpoint; `dueAt` is when it was due to be durable and `takenAt` when it was
+   * taken (ms since the epoch, from `performance.timeOrigin + performance.now()`, a clock the main
+   * thread reads alike).
+   */
+  | ({ t: 'checkpoint'; dueAt: number; takenAt: number } & CheckpointBody)
   | { t: 'split'; seq: number; keptTo: number; tail: [number, number] }
   | { t: 'split'; seq: number; keptTo: null }
 

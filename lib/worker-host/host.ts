@@ -40,7 +40,8 @@ import { Subjects } from '../protocol/subjects.ts'
 import { HostMetrics } from '../metrics/host-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
-import { ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
+import { CheckpointPace } from './checkpoint-pace.ts'
+import { checkpointClock, ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
 import { LoadSampler } from './load-sampler.ts'
 import { StateBlobs, stateFitsInline } from '../checkpoints/state-blobs.ts'
 import type { Checkpoint } from './share-runner.ts'
@@ -54,6 +55,14 @@ export interface HostOptions {
 const REPORT_TIMEOUT_MS = 3_000
 /** Most time between two sends of an unacknowledged result: it lands within a second of the store coming back. */
 const RETRY_MAX_MS = 1_000
+
+/** What `report` may be told about a report beyond its message. */
+interface ReportOptions {
+  /** Checked just before sending: true skips the report (a newer one of the share supersedes it). */
+  superseded?: () => boolean
+  /** Called once the balancer acknowledged the report durable. */
+  durable?: () => void
+}
 
 export class Host {
   readonly hostId: string
@@ -71,6 +80,13 @@ export class Host {
   private readonly finishing = new Map<string, ShareLoad>()
   /** Per-share chain of reports, so a share's reports reach the balancer in order. */
   private readonly reportChains = new Map<string, Promise<void>>()
+  /** The newest periodic checkpoint taken per share: an older one still waiting to be sent is not. */
+  private readonly newestCheckpoint = new Map<string, number>()
+  private checkpointSeq = 0
+  /** Measures checkpoint lateness and sets how long before they are due shares take them. */
+  private readonly pace: CheckpointPace
+  private worstLatenessMs = 0
+  private loggedLatenessMs = 0
   private readonly startedAt = Date.now()
   private seq = 0
   private blobSeq = 0
@@ -109,6 +125,24 @@ export class Host {
       return { slots: this.slots, sharesRunning: this.running.size, cpuMachine: load.cpuMachine, cpuShoal: load.cpuShoal }
     })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
+    this.pace = new CheckpointPace({
+      lateness: (ms) => {
+        this.metrics.checkpointLateness.observe(Math.max(0, ms) / 1000)
+        if (ms > this.worstLatenessMs) {
+          this.worstLatenessMs = ms
+          this.metrics.checkpointLatenessMax.set(ms / 1000)
+          // Logged when the worst grows by a quarter (and a millisecond): a handful of lines a run.
+          if (ms >= 1 + this.loggedLatenessMs * 1.25) {
+            this.loggedLatenessMs = ms
+            this.log.info({ latenessMs: Math.round(ms), leadMs: this.pace.lead }, 'a checkpoint became durable later than it was due: the latest so far')
+          }
+        }
+      },
+      lead: (ms) => {
+        this.runner.setCheckpointLead(ms)
+        this.metrics.checkpointLead.set(ms / 1000)
+      },
+    })
   }
 
   static async start(opts: HostOptions): Promise<Host> {
@@ -370,7 +404,15 @@ export class Host {
     const isCurrent = () => this.running.get(a.shareId) === run
     const run: RunningShare = this.runner.start(spec, {
       onCheckpoint: (cp) => {
-        if (isCurrent()) this.report(a.shareId, this.checkpointMsg(cp).then((checkpoint) => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint })), false).catch(() => undefined) // report() settles every failure itself
+        if (!isCurrent()) return
+        const seq = ++this.checkpointSeq
+        this.newestCheckpoint.set(a.shareId, seq)
+        const msg = this.checkpointMsg(cp).then((checkpoint): Report => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint }))
+        this.report(a.shareId, msg, false, {
+          // A newer checkpoint of this share is waiting behind this one: sending this one only delays it.
+          superseded: () => this.newestCheckpoint.get(a.shareId) !== seq,
+          durable: () => this.pace.durable(cp, checkpointClock()),
+        }).catch(() => undefined) // report() settles every failure itself
       },
       onDone: (d) => {
         if (!isCurrent()) return
@@ -408,7 +450,7 @@ export class Host {
     }, () => undefined)
   }
 
-  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean): Promise<void> {
+  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean, opts: ReportOptions = {}): Promise<void> {
     const prev = this.reportChains.get(shareId) ?? Promise.resolve()
     const next = prev.then(async () => {
       let m: Report
@@ -419,13 +461,19 @@ export class Host {
         this.limited.warn('checkpoint-state', { share: shareId, err: (e as Error).message }, 'checkpoint not sent: its state could not be stored')
         return
       }
-      await this.send(shareId, m, mustArrive)
+      if (opts.superseded?.()) {
+        this.metrics.checkpointsSuperseded.inc()
+        return
+      }
+      await this.send(shareId, m, mustArrive, opts.durable)
     })
     this.reportChains.set(shareId, next)
     // send() handles every failure itself; this only forgets the finished chain.
     next
       .finally(() => {
-        if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
+        if (this.reportChains.get(shareId) !== next) return
+        this.reportChains.delete(shareId)
+        if (!this.running.has(shareId)) this.newestCheckpoint.delete(shareId)
       })
       .catch((e: unknown) => this.log.error({ share: shareId, err: (e as Error).message }, 'report chain failed'))
     return next
@@ -439,7 +487,7 @@ export class Host {
    * answer from a deposed leader) is transient. A report that can never be delivered (too large,
    * refused as malformed) becomes a failure report saying why, so the job fails rather than hangs.
    */
-  private async send(shareId: string, msg: Report, mustArrive: boolean): Promise<void> {
+  private async send(shareId: string, msg: Report, mustArrive: boolean, durable?: () => void): Promise<void> {
     let wait = 100
     let replaced = false
     for (;;) {
@@ -458,6 +506,7 @@ export class Host {
             return
           }
           if (msg.t === 'checkpoint') this.metrics.checkpointLatency.observe((performance.now() - t0) / 1000)
+          durable?.()
           return
         }
       } catch (e) {

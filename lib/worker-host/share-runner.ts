@@ -24,6 +24,7 @@ import {
   CMD_RUN,
   controlViews,
   I_BUSY_MILLI,
+  I_CKPT_LEAD_MS,
   I_CMD,
   I_POSITION,
   I_RATE_MILLI,
@@ -75,6 +76,18 @@ export interface Checkpoint {
   unitsDone: number
   /** msgpack size of `state`, in bytes (-1 when not measured). */
   stateBytes: number
+  /**
+   * For a periodic checkpoint: when it was due to be durable and when it was taken, in ms since
+   * the epoch on the clock of `checkpointClock()` (absent for the one a share resumed from or
+   * paused at).
+   */
+  dueAt?: number
+  takenAt?: number
+}
+
+/** The clock checkpoints' `dueAt` is on: the same in the worker threads and the main thread. */
+export function checkpointClock(): number {
+  return performance.timeOrigin + performance.now()
 }
 
 export interface ShareRunnerOptions {
@@ -205,6 +218,7 @@ export class ShareRunner {
   /** Shares whose task has not ended, including dropped ones still on their way to a safe point. */
   readonly #shares = new Set<ShareHandle>()
   #closed = false
+  #leadMs = 0
   /** What a share handle may ask of its runner, and nothing more. */
   readonly #hooks: RunnerHooks = {
     closed: () => this.#closed,
@@ -247,6 +261,7 @@ export class ShareRunner {
     const control = newControlBlock(spec.position, spec.to, spec.unitsDone)
     const { port1, port2 } = new MessageChannel()
     const handle = new ShareHandle(spec, handlers, control, port1, this.#hooks)
+    handle.setCheckpointLead(this.#leadMs)
     this.#shares.add(handle)
     const task: WorkerTask = {
       shareId: spec.shareId,
@@ -290,6 +305,15 @@ export class ShareRunner {
       )
       .catch((err: unknown) => this.#reportError(err))
     return handle
+  }
+
+  /**
+   * How long before it is due each share takes a checkpoint (ms, at most checkpointMs / 2 in the
+   * worker): the host sets it from the round trips it measures, so checkpoints are durable on time.
+   */
+  setCheckpointLead(ms: number): void {
+    this.#leadMs = Math.max(0, Math.min(2 ** 31 - 1, Math.round(Number.isFinite(ms) ? ms : 0)))
+    for (const h of this.#shares) h.setCheckpointLead(this.#leadMs)
   }
 
   /** Shares started here that have not ended yet (including queued ones). */
@@ -372,6 +396,10 @@ class ShareHandle implements RunningShare {
       }
     }
     port.on('message', (m: WorkerMessage) => this.#onMessage(m))
+  }
+
+  setCheckpointLead(ms: number): void {
+    Atomics.store(this.#views.cmd, I_CKPT_LEAD_MS, ms)
   }
 
   progress(): ShareProgress {

@@ -34,6 +34,7 @@ import {
   CMD_PAUSE,
   controlViews,
   I_BUSY_MILLI,
+  I_CKPT_LEAD_MS,
   I_CMD,
   I_POSITION,
   I_RATE_MILLI,
@@ -188,8 +189,13 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
 
   let stepUnits = processor.initialStepUnits ?? 1
   let seenSplitSeq = 0
-  let lastCheckpointAt = performance.now()
-  let windowStart = lastCheckpointAt
+  // Checkpoints are due on a fixed grid from the start (every checkpointMs), not checkpointMs after
+  // the last one was taken: taking one late then does not push every later one back, so on a
+  // contended host lateness does not add up. Each is taken the host's lead before it is due, so it
+  // is durable by then.
+  const started = performance.now()
+  let checkpointDue = started + checkpointMs
+  let windowStart = started
   let windowElu = performance.eventLoopUtilization()
   let windowUnits = 0
   let runUnits = 0
@@ -264,9 +270,12 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
       windowUnits = 0
     }
 
-    if (pos < to && now - lastCheckpointAt >= checkpointMs) {
-      post({ t: 'checkpoint', ...snapshot() })
-      lastCheckpointAt = performance.now()
+    const lead = Math.max(0, Math.min(checkpointMs / 2, Atomics.load(cmd, I_CKPT_LEAD_MS)))
+    if (pos < to && now >= checkpointDue - lead) {
+      post({ t: 'checkpoint', dueAt: performance.timeOrigin + checkpointDue, takenAt: performance.timeOrigin + now, ...snapshot() })
+      checkpointDue += checkpointMs
+      // More than a whole interval behind (the thread was starved): due again one interval from now.
+      if (checkpointDue - lead <= now) checkpointDue = now + checkpointMs
     }
   }
 

@@ -304,10 +304,24 @@ describe('balancer decide (DRS-style policy)', () => {
       expect(moves[0]).to.include({ fromHost: 'slow', toHost: 'fast' })
     })
 
-    it('never pushes a target past normalised load 1 plus a little headroom for noise', () => {
-      // b has a free slot but its hog leaves less than a core: 0.75 + 0.25 + 0.25 = 1.25 after the move.
+    it('weighs a target\'s external load by what it takes from the share there, not by a cap on total load', () => {
+      // b's other work wants 3 of its 4 cores: 1.25 after the move, yet a's shares get only half a
+      // core each (load 2), so the moved share runs at 0.8 there and the pool does more.
       const view: ClusterView = { hosts: [host('a', { slots: 8 }), host('b', { externalLoad: 0.75 })], shares: [...many('a', 8, 'a', { unitsPerSec: 50 }), running('b0', 'b')] }
-      expect(migrations(decide(view, knobs({ migrationThreshold: 5 }), NOW))).to.deep.equal([])
+      const moves = migrations(decide(view, knobs({ migrationThreshold: 5 }), NOW))
+      expect(moves).to.have.length.greaterThan(0)
+      expect(moves.every((m) => m.fromHost === 'a' && m.toHost === 'b')).to.equal(true)
+    })
+
+    it('never gives a target more Shoal demand than its cores plus a little headroom', () => {
+      // b runs 4 half-core shares on 2 cores and has free slots; a is overloaded by one-core shares.
+      const view: ClusterView = {
+        hosts: [host('a', { slots: 8 }), host('b', { cores: 2, slots: 8 })],
+        shares: [...many('a', 8, 'a', { unitsPerSec: 50 }), ...many('b', 4, 'b', { cpuDemand: 0.5, jobId: 'io' })],
+      }
+      const plan = decide(view, knobs({ migrationThreshold: 5 }), NOW)
+      expect(migrations(plan)).to.deep.equal([])
+      expect(plan.reasons.join('\n')).to.match(/more Shoal demand than 1\.1 × its cores/)
     })
 
     it('does not move a lone share between two idle hosts because of stray load', () => {
@@ -320,6 +334,36 @@ describe('balancer decide (DRS-style policy)', () => {
       const one = { slots: 1, cores: 1 }
       const view: ClusterView = { hosts: [host('hogged', { ...one, externalLoad: 0.5 }), host('idle', { ...one, externalLoad: 0.05 })], shares: [running('s', 'hogged')] }
       expect(migrations(decide(view, knobs(), NOW)).map((m) => [m.shareId, m.toHost, m.reason])).to.deep.equal([['s', 'idle', 'imbalance']])
+    })
+
+    it('moves a hogged share onto an idle host that carries steady stray load (0.3 of its core)', () => {
+      // The hog's demand, inferred on the saturated core, is a whole core: the share gets half of it.
+      const one = { slots: 1, cores: 1 }
+      const view: ClusterView = {
+        hosts: [host('hogged', { ...one, externalLoad: 1, externalNoise: 0.1 }), host('idle', { ...one, externalLoad: 0.3, externalNoise: 0.05 })],
+        shares: [running('s', 'hogged')],
+      }
+      expect(migrations(decide(view, knobs(), NOW)).map((m) => [m.shareId, m.toHost])).to.deep.equal([['s', 'idle']])
+    })
+
+    it('does not move a share for a gain that lies within the hosts\' noise', () => {
+      // Read as exact, 0.3 of stray load on a's core makes b the better home; with readings that
+      // jitter by 0.2 either way, the gain may be nothing but a lucky reading.
+      const one = { slots: 1, cores: 1 }
+      const hosts = (noise: number) => [host('a', { ...one, externalLoad: 0.3, externalNoise: noise }), host('b', { ...one, slots: 2, externalLoad: 0, externalNoise: noise })]
+      const shares = [running('s', 'a')]
+      expect(migrations(decide({ hosts: hosts(0), shares }, knobs(), NOW))).to.have.length(1)
+      expect(migrations(decide({ hosts: hosts(0.2), shares }, knobs(), NOW))).to.deep.equal([])
+    })
+
+    it('counts a share\'s demand noise in its host\'s load noise', () => {
+      const one = { slots: 1, cores: 1 }
+      const view = (demandNoise: number): ClusterView => ({
+        hosts: [host('a', { ...one, externalLoad: 0.3 }), host('b', { ...one, slots: 2 })],
+        shares: [running('s', 'a', { cpuDemandNoise: demandNoise })],
+      })
+      expect(migrations(decide(view(0), knobs(), NOW))).to.have.length(1)
+      expect(migrations(decide(view(0.2), knobs(), NOW))).to.deep.equal([])
     })
 
     it('refuses a move whose stun costs more than it wins: a huge checkpoint on a nearly finished share', () => {

@@ -135,11 +135,13 @@ describe('benchmark harness (smoke runs)', function () {
     }
   })
 
-  it('runs the simulator in smoke mode: every scenario completes, no schedule beats the ideal, decide is timed', async () => {
+  it('runs the simulator in smoke mode: every scenario completes, no schedule beats the ideal, no thrash on a noisy even pool, decide is timed', async () => {
     const out = await bench(['simulator', '--smoke', '--json'], 100_000)
     expect(out.code, out.stderr.slice(-3000)).to.equal(0)
     const f = lastJson(out).figures as { scenarios: Array<Record<string, Record<string, unknown>>>; decideOnFixedViews: Record<string, unknown>; targets: Record<string, unknown> }
-    expect(f.scenarios).to.have.length(2)
+    expect(f.scenarios.map((sc) => sc.scenario)).to.deep.equal(['tiny', 'tiny-noise-0.2', 'even-noise-0.2', 'timing-50x2000'] as unknown[])
+    // Identical hosts with 0.2 core of jittery stray load and a free slot each: a balancing move is always possible, and never pays.
+    expect(f.targets.thrash).to.deep.equal([{ scenario: 'even-noise-0.2', imbalanceMigrations: 0 }])
     for (const sc of f.scenarios) {
       for (const run of [sc.policy!, sc.static!]) {
         expect(run.completed, `${String(sc.scenario)} completed`).to.equal(true)
@@ -201,9 +203,9 @@ describe('benchmark harness (smoke runs)', function () {
     expect(bad.stderr).to.include('--seed must be a non-negative integer')
   })
 
-  it('runs the uneven benchmark in smoke mode: pinned hosts and a hog, checksums exact, makespans and the hog trigger reported', async function () {
+  it('runs the uneven benchmark in smoke mode with 0.15 core of stray load per CPU: checksums exact, and the hog\'s victim moves off onto the idle host all the same', async function () {
     if (process.platform !== 'linux') this.skip() // pinning needs taskset (util-linux)
-    const out = await bench(['uneven', '--smoke', '--json'], 100_000)
+    const out = await bench(['uneven', '--smoke', '--json', '--background', '0.15'], 120_000)
     expect(out.code, out.stderr.slice(-3000)).to.equal(0)
     const report = lastJson(out)
     expect(report.ok).to.equal(true)
@@ -212,7 +214,11 @@ describe('benchmark harness (smoke runs)', function () {
       calibration: Record<string, unknown>
       makespan: Record<string, unknown> & { runs: Array<Record<string, unknown>> }
       hogTrigger: { runs: Array<Record<string, unknown>> }
+      background: { askedCores: number; usedCores: Record<string, number> }
+      foreignCpu: { triggerRunsCores: Array<number | null> }
     }
+    expect(f.background.askedCores).to.equal(0.15)
+    for (const cpu of ['0', '1']) expect(f.background.usedCores[cpu], `background used on CPU ${cpu}`).to.be.within(0.05, 0.3)
     // The benchmark exits 1 on a wrong checksum; the flags say it compared them.
     expect(f.correctness.checksumsAgree).to.equal(true)
     expect(f.correctness.matchesLocal).to.equal(true)
@@ -230,11 +236,15 @@ describe('benchmark harness (smoke runs)', function () {
     }
     expect(f.hogTrigger.runs).to.have.length(1)
     const t = f.hogTrigger.runs[0]!
-    // A miss, or a share that moved before the hog, is a figure, not a failure: either comes with
-    // the balancer's reasons instead of a trigger time.
-    if (t.missed || (t.movedBeforeHog as unknown[]).length > 0) {
-      expect(t.triggerMs).to.equal(null)
-      expect((t.balance as { reasons: string[] }).reasons).to.be.an('array')
-    } else expect(t.triggerMs as number).to.be.at.least(0)
+    expect(t.movedBeforeHog, 'nothing moves the only share of a pool with no hog').to.deep.equal([])
+    // Issue 9: with 0.15 core of added stray load on the idle host's CPU, the hogged share still
+    // moves there. Unless someone else's work took a CPU meanwhile (the target is then not idle).
+    const foreign = f.foreignCpu.triggerRunsCores[0]
+    if (t.missed && foreign !== null && foreign !== undefined && foreign > 0.3) {
+      console.log(`      (skipped: processes this test did not start kept ${foreign} cores busy during the hog trigger, so the idle host was not idle)`)
+      this.skip()
+    }
+    expect(t.missed, `no migration; the balancer's reasons: ${JSON.stringify((t.balance as { reasons?: unknown } | undefined)?.reasons)}`).to.equal(false)
+    expect(t.triggerMs as number).to.be.at.least(0)
   })
 })

@@ -59,6 +59,7 @@ describe('config', () => {
           intervalMs: 1000,
           migrationThreshold: 3,
           minResidencyMs: 10_000,
+          loadWindowMs: 1000,
           maxMovesPerCycle: 8,
           maxConcurrentMigrationsPerHost: 2,
           splitMinUnits: 1000,
@@ -92,7 +93,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(33)
+      expect(keys).to.have.length(34)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',

@@ -105,6 +105,27 @@ describe('host result delivery and term fencing', function () {
     expect(got.filter((r) => r.t === 'done')).to.have.length(1)
   })
 
+  it('sends only the newest of the checkpoints that queued behind a slow answer, and leads by the delay it measured', async () => {
+    // A host checkpointing every 50 ms, and a balancer that takes 300 ms to make each one durable.
+    await host.stop()
+    beats.length = 0
+    const cluster = subjects.heartbeat('h1').split('.')[1]!
+    const config = loadConfig({ env: {}, overrides: { cluster, nats: { url: nats.url }, host: { id: 'h1', slots: 1 }, shares: { checkpointMs: 50 } } as never })
+    host = await Host.start({ config, logger: silentLogger() })
+    await until(() => beats.length > 0, 'the first heartbeat')
+    const got = balancer(() => new Promise((r) => setTimeout(() => r({ v: 1, t: 'ack', term: 1 }), 300)))
+    await bus.request(subjects.hostCommand('h1'), { v: 1, t: 'assign', term: 1, share: { shareId: 'k-s0', jobId: 'k', epoch: 1, processor: 'count-primes', input: null, from: 0, to: 4e10, position: 0, unitsDone: 0 } }, hostReplySchema, 5_000)
+    const metric = async (name: string) => (await host.metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0
+    await until(() => got.filter((r) => r.t === 'checkpoint').length >= 5, () => `five checkpoints at the balancer (got ${got.map((r) => r.t).join(', ')}; beats ${JSON.stringify(beats.at(-1)?.shares)})`)
+    const superseded = await metric('shoal_host_checkpoints_superseded_total')
+    // About six 50 ms checkpoints are taken per 300 ms answer: most are dropped, not queued.
+    expect(superseded, 'checkpoints superseded').to.be.at.least(10)
+    const positions = got.filter((r) => r.t === 'checkpoint').map((r) => (r as { checkpoint: { position: number } }).checkpoint.position)
+    for (let i = 1; i < positions.length; i++) expect(positions[i]).to.be.greaterThan(positions[i - 1]!)
+    expect(await metric('shoal_host_checkpoint_lead_seconds'), 'lead').to.be.within(0.29, 1)
+    expect(await metric('shoal_host_checkpoint_lateness_max_seconds'), 'worst lateness').to.be.greaterThan(0)
+  })
+
   it('refuses a command from a lower term than one it obeyed, with E_STALE_TERM, and counts it', async () => {
     balancer(() => undefined)
     await assign(5)

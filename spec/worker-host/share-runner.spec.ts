@@ -168,6 +168,27 @@ describe('share runner', function () {
     expect(p.unitsPerSec).to.be.greaterThan(0)
   })
 
+  it('takes checkpoints on a fixed grid from the share\'s start, each the host\'s lead before it is due', async () => {
+    const c = new ShareRunner({ slots: 1, ...OPTS, checkpointMs: 100 })
+    try {
+      c.setCheckpointLead(30)
+      const t = track(c, specFor('count-primes', 0, 4e8))
+      await t.checkpoint(5)
+      await t.share.drop()
+      const cps = t.checkpoints.slice(0, 5)
+      const due = cps.map((cp) => cp.dueAt!)
+      // Due every 100 ms exactly: a late one does not push the next one back.
+      for (let i = 1; i < due.length; i++) expect(due[i]! - due[i - 1]!).to.be.closeTo(100, 1e-6)
+      // Taken at the first safe point once the lead (30 ms) before it was due had come: never
+      // earlier, and mostly within a step or two of it (a busy machine may stretch a step).
+      const early = cps.map((cp) => cp.dueAt! - cp.takenAt!).sort((x, y) => x - y)
+      expect(early[early.length - 1], `taken ${early.map((e) => e.toFixed(1)).join(', ')} ms early`).to.be.at.most(30.5)
+      expect(early[2], `taken ${early.map((e) => e.toFixed(1)).join(', ')} ms early`).to.be.at.least(10)
+    } finally {
+      await c.close()
+    }
+  })
+
   it('continues a share from one of its checkpoints to the exact answer', async () => {
     const spec = specFor('count-primes', 0, 1e8)
     const first = track(a, spec)

@@ -20,8 +20,17 @@ export interface HostView {
   processors: ReadonlySet<string>
   /** In maintenance mode: receives nothing, its shares are moved away (reason `drain`). */
   draining: boolean
-  /** Machine CPU busy with work that is not Shoal's, 0..1 (fraction of all cores). */
+  /**
+   * CPU demand of work that is not Shoal's, as a fraction of all cores: smoothed over
+   * balancer.loadWindowMs, and inferred from contention where the CPUs are saturated, so it may
+   * exceed 1 (`load-history.ts`, `external-demand.ts`).
+   */
   externalLoad: number
+  /**
+   * Noise of `externalLoad`: the estimated standard deviation of one heartbeat's reading, same
+   * unit. The policy shades a move's figures by it (absent: 0, the figures are taken as exact).
+   */
+  externalNoise?: number
   /**
    * Optional relative per-core speed of this host (1 = the cluster's typical core) the shell
    * remembers from an earlier plan's `coreSpeeds`. Used only when no share running on the host
@@ -57,6 +66,8 @@ export interface ShareView {
    * load above 1. 0 = unknown and counts as one core.
    */
   cpuDemand: number
+  /** Noise of `cpuDemand` (standard deviation of one reading, cores; absent: 0). */
+  cpuDemandNoise?: number
   /** Size of its last checkpoint: what a migration has to carry. */
   checkpointBytes: number
   /**
@@ -102,6 +113,8 @@ export interface Plan {
   actions: Action[]
   /** Per live, non-draining host, before the plan. */
   normalisedLoads: Record<string, number>
+  /** Noise of each of those loads (standard deviation of one reading), before the plan. */
+  loadNoise: Record<string, number>
   /** Standard deviation of the normalised loads, before the plan. */
   imbalance: number
   /** From the threshold and host count (Infinity at threshold 1). */

@@ -4,7 +4,8 @@
  *
  * Load. For each host, demand = Σ cpuDemand of its running shares + externalLoad × cores (a share
  * whose cpuDemand is unknown, 0, counts as one core: a just-started CPU-bound share), and
- * normalised load L = demand / cores. L above 1 means the runnable work wants more CPU than the
+ * normalised load L = demand / cores. Both figures arrive smoothed, with their noise (the standard
+ * deviation of one reading, `load-history.ts`); L's noise combines them as independent. L above 1 means the runnable work wants more CPU than the
  * host has; the model then assumes fair time-sharing, so each share runs at 1/L of its
  * uncontended speed (`contention`). Imbalance σ = standard deviation of L over the hosts that are
  * not draining.
@@ -27,6 +28,7 @@
  */
 
 import type { ClusterView, HostView, ShareView } from './cluster-view.ts'
+import { MAX_EXTERNAL_DEMAND } from './external-demand.ts'
 
 export const MiB = 2 ** 20
 export const DEFAULT_STUN_BASE_MS = 5
@@ -42,6 +44,11 @@ export interface LoadModel {
   readonly shoalDemand: Float64Array
   /** Normalised load per host (draining hosts included). */
   readonly load: Float64Array
+  /**
+   * Noise of `load`: the standard deviation of one reading, from the host's external noise and its
+   * shares' demand noise, taken as independent.
+   */
+  readonly noise: Float64Array
   /** Running shares per host, busy ones included. */
   readonly running: Int32Array
   /** Busy (migrating or splitting) shares per host. */
@@ -93,9 +100,17 @@ export function hostCores(h: HostView): number {
   return h.cores > 0 ? h.cores : 1e-9
 }
 
-/** Clamps a measured external load to 0..1 (a noisy sampler may report slightly out of range). */
+/**
+ * Clamps an external load to 0..MAX_EXTERNAL_DEMAND (a demand inferred on saturated CPUs may pass
+ * 1; a noisy sampler may read slightly out of range).
+ */
 export function externalLoadOf(h: HostView): number {
-  return Math.min(1, Math.max(0, Number.isFinite(h.externalLoad) ? h.externalLoad : 0))
+  return Math.min(MAX_EXTERNAL_DEMAND, Math.max(0, Number.isFinite(h.externalLoad) ? h.externalLoad : 0))
+}
+
+/** A noise figure as a finite, non-negative number (absent: 0). */
+function noiseOf(x: number | undefined): number {
+  return x !== undefined && Number.isFinite(x) && x > 0 ? x : 0
 }
 
 /** Builds the model in O(hosts + shares). */
@@ -105,6 +120,7 @@ export function buildLoadModel(view: ClusterView): LoadModel {
   const cores = new Float64Array(H)
   const shoalDemand = new Float64Array(H)
   const load = new Float64Array(H)
+  const noiseSq = new Float64Array(H)
   const running = new Int32Array(H)
   const busy = new Int32Array(H)
   const coreSpeed = new Float64Array(H)
@@ -136,10 +152,15 @@ export function buildLoadModel(view: ClusterView): LoadModel {
     running[h]! += 1
     if (s.busy) busy[h]! += 1
     shoalDemand[h]! += shareDemand(s)
+    const dn = noiseOf(s.cpuDemandNoise)
+    noiseSq[h]! += dn * dn
   }
+  const noise = new Float64Array(H)
   for (let h = 0; h < H; h++) {
     const host = view.hosts[h]!
     load[h] = (shoalDemand[h]! + externalLoadOf(host) * cores[h]!) / cores[h]!
+    const en = noiseOf(host.externalNoise)
+    noise[h] = Math.sqrt(en * en + noiseSq[h]! / (cores[h]! * cores[h]!))
   }
 
   // Speeds: fit u ≈ jobRate_j × k_h over the measured shares by alternating averages, starting from
@@ -186,7 +207,7 @@ export function buildLoadModel(view: ClusterView): LoadModel {
   const jobRate = new Map<string, number>()
   for (const [job, j] of jobIndex) jobRate.set(job, rate[j]!)
 
-  return { hostIndex, cores, shoalDemand, load, running, busy, sharesOn, coreSpeed, speedKnown, jobRate, jobShares, orphans }
+  return { hostIndex, cores, shoalDemand, load, noise, running, busy, sharesOn, coreSpeed, speedKnown, jobRate, jobShares, orphans }
 }
 
 /**

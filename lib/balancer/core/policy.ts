@@ -49,18 +49,22 @@
  *      - goodness > cost, where cost = expected stun ÷ the share's expected remaining time × its
  *        demand ÷ source cores: the stun, spread over the rest of the share's life, in load units
  *        of the source (expected stun = stunBaseMs + stunMsPerMiB × checkpoint MiB), and
- *      - the move makes the cluster do more work: the Shoal throughput of source and target
- *        (demand × core speed × contention) rises by at least MIN_MOVE_GAIN (10 %) of what the
- *        share gets now, and by enough that over the share's remaining time it wins back at least
- *        twice the work lost to the stun. Shoal's shares are throughput work,
- *        so unlike a VM a share that already gets all the CPU it wants gains nothing by moving:
- *        without this test a cluster at L = 1 next to an idle host would churn for no speed-up.
- *    A target is never pushed past normalised load 1 + TARGET_HEADROOM (DRS refuses ≥ 100 %; we
- *    allow a little more because filling a host's last free core with a one-core share lands at
- *    exactly 1, plus whatever stray load the host measures: on a one-core host a few % of
- *    background noise would otherwise refuse every one-core share for good — measured in
- *    bench/uneven, where a hog's victim waited up to 7 s for noise on the idle CPU to pass), a share
- *    moved less than minResidencyMs ago is not moved, and budgets hold: maxMovesPerCycle in all,
+ *      - the move makes the cluster do more work even if the loads are off by their noise: with
+ *        the source's load read NOISE_Z noise-σ lighter and the target's NOISE_Z noise-σ heavier
+ *        (`LoadModel.noise`: each host's smoothed load carries the measured noise of one reading),
+ *        the Shoal throughput of source and target (demand × core speed × contention) rises by at
+ *        least MIN_MOVE_GAIN of what the share gets now, and by enough that over the share's
+ *        remaining time it wins back at least twice the work lost to the stun. Shoal's shares are
+ *        throughput work, so unlike a VM a share that already gets all the CPU it wants gains
+ *        nothing by moving: without this test a cluster at L = 1 next to an idle host would churn
+ *        for no speed-up. The noise shading is what keeps a quiet pool still when loads jitter
+ *        (a move that pays only on a lucky reading does not pay), while a target that is idle
+ *        apart from steady stray load stays a target: that load costs the move only what it
+ *        takes from the share's speed there (issue 9; until then a fixed cap of 1.1 on the
+ *        target's total load refused every move onto a one-core host reading 0.1 of stray load).
+ *    A target never gets more Shoal demand than its cores × (1 + TARGET_HEADROOM) (a CPU-bound
+ *    share reads as up to one core; the slack is for demand readings, not a licence to overpack), a
+ *    share moved less than minResidencyMs ago is not moved, and budgets hold: maxMovesPerCycle in all,
  *    maxConcurrentMigrationsPerHost per source and per target, counting busy shares on the host.
  *
  * A share appears in at most one action; slots freed by moves out are reused only next cycle.
@@ -93,9 +97,15 @@ export const SPLIT_FRACTION_MIN = 0.1
 export const SPLIT_FRACTION_MAX = 0.9
 /** Placement key weight of one share of a spread job already on a host (above any speed difference). */
 const SPREAD_WEIGHT = 1e6
-/** Least rise of the pool's Shoal throughput a balancing move must bring, as a part of what the share gets now. */
-export const MIN_MOVE_GAIN = 0.1
-/** How far past normalised load 1 a balancing move may push its target (measurement noise). */
+/**
+ * Least rise of the pool's Shoal throughput a balancing move must bring, as a part of what the
+ * share gets now, with the loads shaded by their noise: a floor for a silent pool, where any
+ * positive gain would pass.
+ */
+export const MIN_MOVE_GAIN = 0.05
+/** Noise-σ by which a balancing move's source is read lighter and its target heavier. */
+export const NOISE_Z = 2
+/** How far past its cores a balancing move may fill a target with Shoal demand (demand readings). */
 export const TARGET_HEADROOM = 0.1
 /** A host with less than this fraction of its memory free is under memory pressure. */
 export const MEM_PRESSURE_FREE = 0.05
@@ -193,6 +203,7 @@ class Planner {
   readonly reasons: string[] = []
   readonly waiting: Record<string, string> = {}
   readonly initialLoads: Record<string, number> = {}
+  readonly initialNoise: Record<string, number> = {}
   readonly sigma0: number
   readonly maxMoves: number
   readonly maxConc: number
@@ -232,6 +243,7 @@ class Planner {
         this.sumSq += l * l
         this.n++
         this.initialLoads[host.hostId] = l
+        this.initialNoise[host.hostId] = this.m.noise[h]!
       }
     }
     this.sigma0 = stdDev(this.sum, this.sumSq, this.n)
@@ -265,6 +277,7 @@ class Planner {
     return {
       actions: this.actions,
       normalisedLoads: this.initialLoads,
+      loadNoise: this.initialNoise,
       coreSpeeds,
       imbalance: this.sigma0,
       toleratedImbalance: toleratedImbalance(T, this.n),
@@ -778,7 +791,7 @@ class Planner {
           continue
         }
         // Nothing to win from a host whose shares get all the CPU they want, unless a target is faster.
-        if (this.load[src]! <= 1 + EPS && this.m.coreSpeed[src]! >= fastestTarget - EPS) {
+        if (this.load[src]! - NOISE_Z * this.m.noise[src]! <= 1 + EPS && this.m.coreSpeed[src]! >= fastestTarget - EPS) {
           noGain++
           continue
         }
@@ -820,7 +833,7 @@ class Planner {
       if (!best) {
         const why: string[] = []
         if (residency) why.push(`${residency} shares migrated within minResidencyMs`)
-        if (targetFull) why.push(`${targetFull} candidates whose target would pass normalised load ${1 + TARGET_HEADROOM}`)
+        if (targetFull) why.push(`${targetFull} candidates whose target would get more Shoal demand than ${1 + TARGET_HEADROOM} × its cores`)
         if (hostLimit) why.push(`${hostLimit} hosts at maxConcurrentMigrationsPerHost`)
         if (noTarget) why.push(`${noTarget} shares with no eligible target that has a free slot`)
         if (noGain) why.push(`${noGain} candidates whose move would not pay (goodness, cost or throughput)`)
@@ -845,7 +858,7 @@ class Planner {
     const lt = this.load[t]!
     const ls2 = ls - d / cs
     const lt2 = lt + d / ct
-    if (lt2 > 1 + TARGET_HEADROOM + EPS) return 'target-full'
+    if ((this.sd[t]! + d) / ct > 1 + TARGET_HEADROOM + EPS) return 'target-full'
     const sigma = stdDev(this.sum, this.sumSq, this.n)
     const sigma2 = stdDev(this.sum - d / cs + d / ct, this.sumSq - ls * ls + ls2 * ls2 - lt * lt + lt2 * lt2, this.n)
     const goodness = sigma - sigma2
@@ -858,15 +871,20 @@ class Planner {
     if (!(goodness > cost)) return 'no-gain'
     const ks = this.m.coreSpeed[src]!
     const kt = this.speedFor(t, src)
+    // Throughput with the figures shaded by their noise: the source lighter, the target heavier.
+    const lsP = Math.max(0, ls - NOISE_Z * this.m.noise[src]!)
+    const ltP = lt + NOISE_Z * this.m.noise[t]!
+    const ls2P = Math.max(0, lsP - d / cs)
+    const lt2P = ltP + d / ct
     const gain =
-      hostThroughput(ks, this.sd[src]! - d, ls2) + hostThroughput(kt, this.sd[t]! + d, lt2) - hostThroughput(ks, this.sd[src]!, ls) - hostThroughput(kt, this.sd[t]!, lt)
-    // The pool must do materially more work, not just swap which host carries the imbalance: a
-    // move that gains less than MIN_MOVE_GAIN of what the share gets now is measurement noise
-    // (seen in bench/uneven: a lone share moved between two idle hosts on 0.5 % of stray load).
-    if (!(gain >= MIN_MOVE_GAIN * d * ks * contention(ls))) return 'no-gain'
-    const rateOnTarget = (rate / (ks * contention(ls))) * kt * contention(lt2)
+      hostThroughput(ks, this.sd[src]! - d, ls2P) + hostThroughput(kt, this.sd[t]! + d, lt2P) - hostThroughput(ks, this.sd[src]!, lsP) - hostThroughput(kt, this.sd[t]!, ltP)
+    // The pool must do materially more work, not just swap which host carries the imbalance (seen
+    // in bench/uneven before noise shading: a lone share moved between two idle hosts on 0.5 % of
+    // stray load).
+    if (!(gain >= MIN_MOVE_GAIN * d * ks * contention(lsP))) return 'no-gain'
+    const rateOnTarget = (rate / (ks * contention(ls))) * kt * contention(lt2P)
     const horizonSec = (s.to - s.position) / rateOnTarget
-    const lostWork = stunSec * d * ks * contention(ls)
+    const lostWork = stunSec * d * ks * contention(lsP)
     if (!(gain * horizonSec > MOVE_PAYBACK * lostWork)) return 'no-gain'
     return { goodness, cost }
   }

@@ -12,12 +12,14 @@
  * - A running share whose host is not in the view (dead, not yet reclaimed) is left out: failover
  *   owns it.
  * - Live position, rate and CPU demand come from the host's heartbeat when it reports the share's
- *   current epoch; otherwise the durable position and "unknown" (0).
+ *   current epoch; otherwise the durable position and "unknown" (0). CPU demands, a share's and a
+ *   host's external one, are the smoothed readings of `loads` (with their noise) once it has one.
  *
  * Must never import NATS, timers or the clock.
  */
 
 import type { ClusterView, HostView, ShareView } from './cluster-view.ts'
+import type { SignalReading } from './load-signal.ts'
 import type { StunCost } from './stun-model.ts'
 
 /** The least CPU demand a measured share is given, so that it stays distinct from "unknown" (0). */
@@ -85,6 +87,14 @@ export interface SnapshotInput {
   /** Shares a migration or split is working on. */
   moving: ReadonlySet<string>
   stun: StunCost
+  /**
+   * Smoothed loads (`load-history.ts`): a host's external demand and a share's CPU demand with
+   * their noise. Absent, or no reading yet: the last heartbeat's figures, taken as exact.
+   */
+  loads?: {
+    external(hostId: string): SignalReading | undefined
+    shareDemand(hostId: string, shareId: string, epoch: number): SignalReading | undefined
+  }
 }
 
 export function buildClusterView(input: SnapshotInput): ClusterView {
@@ -104,6 +114,11 @@ export function buildClusterView(input: SnapshotInput): ClusterView {
       processors: new Set(hb.processors),
       draining: input.draining.has(h.hostId),
       externalLoad: Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
+    }
+    const ext = input.loads?.external(h.hostId)
+    if (ext && ext.samples > 0) {
+      view.externalLoad = ext.level
+      view.externalNoise = ext.noise
     }
     const speed = input.coreSpeeds.get(h.hostId)
     if (speed !== undefined) view.coreSpeed = speed
@@ -134,6 +149,11 @@ export function buildClusterView(input: SnapshotInput): ClusterView {
         checkpointBytes: s.stateRef?.bytes ?? s.stateBytes ?? 0,
         lastMovedAt: input.movedAt.get(s.shareId) ?? null,
         busy: input.moving.has(s.shareId) || (s.host !== null && suspect.has(s.host)),
+      }
+      const demand = current ? input.loads?.shareDemand(s.host!, s.shareId, s.epoch) : undefined
+      if (demand) {
+        view.cpuDemand = Math.max(MIN_MEASURED_DEMAND, demand.level)
+        view.cpuDemandNoise = demand.noise
       }
       if (job.requiredTags && Object.keys(job.requiredTags).length) view.requiredTags = job.requiredTags
       if (job.memoryBytesPerShare) view.memoryBytes = job.memoryBytesPerShare

@@ -53,6 +53,12 @@ export function leadershipLine(st: ClusterStatus): string | undefined {
   return `BALANCER leader ${l.id} (pid ${l.pid}), term ${l.term} since ${new Date(l.since).toISOString().slice(11, 23)}; standbys: ${standbys}`
 }
 
+/** A host's smoothed load with its noise: `1.32±0.05` (the noise only when it shows at 2 decimals). */
+function loadText(load: number | undefined, noise: number | undefined): string {
+  if (load === undefined) return '-'
+  return noise !== undefined && noise >= 0.005 ? `${load.toFixed(2)}±${noise.toFixed(2)}` : load.toFixed(2)
+}
+
 /** The human view of `shoal status`: hosts with their load, the balance, jobs, migrations with reasons. */
 export function renderStatus(st: ClusterStatus): string {
   const { hosts, jobs, rejected, migrations, balance } = st
@@ -70,7 +76,7 @@ export function renderStatus(st: ClusterStatus): string {
         String(h.shares),
         String(h.capacity.cores),
         `${Math.round(h.load.cpuMachine * 100)}%`,
-        balance?.loads[h.hostId] !== undefined ? balance.loads[h.hostId]!.toFixed(2) : '-',
+        loadText(balance?.loads[h.hostId], balance?.loadNoise?.[h.hostId]),
         `${(h.load.memFreeBytes / 2 ** 30).toFixed(1)} GiB`,
         h.processors.join(','),
         Object.entries(h.tags).map(([k, v]) => `${k}=${v}`).join(',') || '-',
