@@ -103,17 +103,19 @@ describe('failover, fencing and recovery with real processes', function () {
     // Policy off: splits would fill the free slots the drain needs, and maint's shares could then
     // finish before any could move (drain is a mandatory move: it runs at threshold 1).
     c = await startCluster(nats.url, { hosts: [{ id: 'a', args: sleepy }, { id: 'b', args: sleepy }, { id: 'maint', args: sleepy }], env: POLICY_OFF })
-    // 2000 units of 5 ms in 3 shares: about 3.3 s per share, waiting rather than burning CPU.
+    // 2000 units of 12 ms in 3 shares: about 8 s per share, waiting rather than burning CPU, so a
+    // share seen making progress on maint is still running when the drain reaches it (with 5 ms
+    // units, on a machine busy with a CPU hog, maint's share once finished before it could move).
     // spread: at most ceil(3 / 3) = 1 per host, so maint runs one whatever loads the hosts measure
     // (with 4 shares the cap was 2, and a and b could take all four: maint then ran nothing). Once
     // maint drains, the cap is ceil(3 / 2) = 2 and a and b each have a free slot for its share.
-    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 5 }, shares: 3, spread: true })
+    const job = await c.client.submit<number>({ processor: 'sleepy', range: [0, 2000], input: { msPerUnit: 12 }, shares: 3, spread: true })
     await c.waitFor(async () => (await job.fetch(true)).shares!.some((s) => s.host === 'maint' && s.state === 'running' && s.unitsDone > 0), 20_000, 'a share making progress on maint')
     await c.client.drain('maint')
     await c.waitFor(async () => (await job.fetch(true)).shares!.every((s) => s.state !== 'running' || s.host !== 'maint'), 20_000, 'maint to be emptied')
     const st = await c.client.status()
     expect(st.hosts.find((h) => h.hostId === 'maint')!.draining).to.equal(true)
-    expect(st.migrations.some((m) => m.fromHost === 'maint' && m.reason === 'drain' && m.ok)).to.equal(true)
+    expect(st.migrations.some((m) => m.fromHost === 'maint' && m.reason === 'drain' && m.ok), `a drain migration off maint among ${JSON.stringify(st.migrations)}`).to.equal(true)
     expect(await job.result()).to.equal((2000 * 1999) / 2)
     const detail = await job.fetch(true)
     const moved = detail.shares!.filter((s) => s.hosts[0] === 'maint')
