@@ -61,7 +61,18 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
 }
 
 function unavailable(url: string, e: unknown): ShoalError {
-  return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${url}: ${(e as Error).message} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
+  return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${redactUrl(url)}: ${redactUrl((e as Error).message)} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
+}
+
+/**
+ * `url` (or any text holding URLs) with the credentials of every `scheme://user:pass@` or
+ * `scheme://token@` replaced by `***`: errors and logs must never carry a secret.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/@\s,]*)@/gi, (_, scheme: string, info: string) => {
+    const colon = info.indexOf(':')
+    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`
+  })
 }
 
 /** The server answered and said no (credentials, permissions): waiting would not change that. */

@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
+import { useNatsServer } from '../support/nats.ts'
 import { runShoal } from '../support/shoal-cli.ts'
 
 function shoal(args: string[], env: Record<string, string> = {}) {
@@ -85,5 +86,42 @@ describe('the shoal command line', function () {
     const r = await shoal(['status'], { SHOAL_NATS_URL: 'nats://127.0.0.1:1' })
     expect(r.code).to.equal(1)
     expect(r.stderr).to.include('cannot connect to NATS at nats://127.0.0.1:1')
+  })
+})
+
+describe('client commands against a nats-server that wants a password', function () {
+  this.timeout(60_000)
+  const SECRET = 's3cret-Pa55'
+  const nats = useNatsServer({ args: ['--user', 'shoal', '--pass', SECRET] })
+  let dir: string
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-cli-auth-'))
+  })
+  after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const withCreds = () => nats.url.replace('nats://', `nats://shoal:${SECRET}@`)
+  // A clean environment for the settings under test: no SHOAL_* of the caller's.
+  const clean = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHOAL_'))) as Record<string, string>
+  const run = (args: string[], env: Record<string, string> = {}) => runShoal(args, { ...clean(), ...env }, 30_000)
+
+  it('read the credentials from the config file (--config), as balancer and hosts do', async () => {
+    const file = path.join(dir, 'client.yaml')
+    fs.writeFileSync(file, `cluster: authtest\nnats:\n  url: ${nats.url}\n  user: shoal\n  pass: ${SECRET}\n`)
+    const r = await run(['store', 'status', '--config', file, '--json'])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(JSON.parse(r.stdout)).to.include({ cluster: 'authtest' })
+    // Also through SHOAL_CONFIG, and through SHOAL_NATS_* alone.
+    expect((await run(['store', 'status'], { SHOAL_CONFIG: file })).code).to.equal(0)
+    expect((await run(['store', 'status'], { SHOAL_NATS_URL: nats.url, SHOAL_NATS_USER: 'shoal', SHOAL_NATS_PASS: SECRET })).code).to.equal(0)
+  })
+
+  it('are refused without them, saying so, and never print the password, even one given in the URL', async () => {
+    const without = await run(['status', '--nats', nats.url])
+    expect(without.code).to.equal(1)
+    expect(without.stderr).to.match(/authorization/i)
+    const wrong = await run(['status', '--nats', withCreds().replace(SECRET, `${SECRET}x`)])
+    expect(wrong.code).to.equal(1)
+    expect(wrong.stderr).to.match(/authorization/i)
+    expect(wrong.stderr + wrong.stdout).to.not.include(SECRET)
+    expect(wrong.stderr).to.include('shoal:***@')
   })
 })

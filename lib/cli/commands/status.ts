@@ -6,30 +6,26 @@
 
 import { setTimeout as delay } from 'node:timers/promises'
 import { Command } from 'commander'
-import { ShoalClient, type ClusterStatus } from '../../sdk/client.ts'
+import type { ShoalClient, ClusterStatus } from '../../sdk/client.ts'
+import { connectClient, connectionOptions, type ClientFlags } from '../client-options.ts'
 import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
 import { renderWatch } from '../watch-view.ts'
 
-interface StatusFlags {
-  json?: boolean
+interface StatusFlags extends ClientFlags {
   watch?: boolean
   interval: string
-  nats?: string
-  cluster?: string
 }
 
 export function statusCommand(): Command {
-  return new Command('status')
+  const cmd = new Command('status')
     .description('show hosts, jobs and shares')
     .option('--json', 'print one JSON document on stdout (with --watch: one per refresh, a line each)')
     .option('--watch', 'redraw a live view (hosts with load bars, imbalance, jobs, migrations) until Ctrl-C')
     .option('--interval <ms>', 'refresh period of --watch', '1000')
-    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
-    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
-    .action(async (o: StatusFlags) => {
+  return connectionOptions(cmd).action(async (o: StatusFlags) => {
       let client: ShoalClient | undefined
       try {
-        client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+        client = await connectClient(o)
         if (o.watch) {
           await watch(client, parseIntArg('--interval', o.interval, 100), o.json === true)
           return

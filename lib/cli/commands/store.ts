@@ -9,7 +9,7 @@ import { Command } from 'commander'
 import { ShoalError } from '../../errors.ts'
 import { connectNats } from '../../nats-connect.ts'
 import { Subjects } from '../../protocol/subjects.ts'
-import { clientOptions, type ClientFlags } from '../client-options.ts'
+import { clientOptions, clientSettings, type ClientFlags } from '../client-options.ts'
 import { printJson, reportError } from '../output.ts'
 
 export function storeCommand(): Command {
@@ -50,9 +50,9 @@ export function storeCommand(): Command {
 async function withNats(o: ClientFlags, fn: (nc: Awaited<ReturnType<typeof connectNats>>, subjects: Subjects) => Promise<void>): Promise<void> {
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined
   try {
-    const url = o.nats ?? process.env.SHOAL_NATS_URL ?? 'nats://127.0.0.1:4222'
-    nc = await connectNats({ url }, 'shoal-store')
-    await fn(nc, new Subjects(o.cluster ?? process.env.SHOAL_CLUSTER ?? 'default'))
+    const { nats, cluster } = clientSettings(o)
+    nc = await connectNats(nats, 'shoal-store')
+    await fn(nc, new Subjects(cluster))
   } catch (e) {
     reportError(e, o.json === true)
   } finally {

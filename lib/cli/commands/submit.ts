@@ -4,26 +4,24 @@
  */
 
 import { Command } from 'commander'
-import { ShoalClient, type JobSummary } from '../../sdk/client.ts'
+import type { ShoalClient, JobSummary } from '../../sdk/client.ts'
+import { connectClient, connectionOptions, type ClientFlags } from '../client-options.ts'
 import { ShoalError } from '../../errors.ts'
 import { formatDuration, parseIntArg, parseRange, parseTags, printJson, reportError } from '../output.ts'
 import { ProgressLine } from '../progress.ts'
 
-interface SubmitFlags {
+interface SubmitFlags extends ClientFlags {
   range: string
   input?: string
   shares?: string
   tags?: string
   spread?: boolean
   wait?: boolean
-  json?: boolean
-  nats?: string
-  cluster?: string
   timeoutMs?: string
 }
 
 export function submitCommand(): Command {
-  return new Command('submit')
+  const cmd = new Command('submit')
     .description('submit a job to the pool')
     .argument('<processor>', 'name of a processor registered on hosts (e.g. count-primes, cpu-burn)')
     .option('--range <from:to>', 'units [from, to) of the job', '0:1000000')
@@ -33,9 +31,7 @@ export function submitCommand(): Command {
     .option('--spread', 'spread the shares evenly over the hosts that may run them')
     .option('--wait', 'wait for the job to finish and print its result')
     .option('--json', 'print one JSON document on stdout')
-    .option('--nats <url>', 'NATS server URL (default: SHOAL_NATS_URL, then nats://127.0.0.1:4222)')
-    .option('--cluster <name>', 'cluster name (default: SHOAL_CLUSTER, then "default")')
-    .action(async (processor: string, o: SubmitFlags) => {
+  return connectionOptions(cmd).action(async (processor: string, o: SubmitFlags) => {
       const json = o.json === true
       let client: ShoalClient | undefined
       try {
@@ -46,7 +42,7 @@ export function submitCommand(): Command {
         } catch (e) {
           throw new ShoalError('E_BAD_JOB', `--input is not valid JSON: ${(e as Error).message}`)
         }
-        client = await ShoalClient.connect({ ...(o.nats ? { servers: o.nats } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) })
+        client = await connectClient(o)
         const abort = new AbortController()
         process.once('SIGINT', () => abort.abort())
         const job = await client.submit({
