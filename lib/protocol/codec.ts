@@ -13,15 +13,27 @@ import { ShoalError } from '../errors.ts'
 /** Why a message was dropped. */
 export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term'
 
-/** Counts dropped messages by subject and cause; `onReject` lets metrics follow along. */
+/** Distinct subjects a RejectCounter names; rejects on any other subject count as OTHER_SUBJECT. */
+export const MAX_REJECT_SUBJECTS = 128
+export const OTHER_SUBJECT = 'other'
+
+/**
+ * Counts dropped messages by subject and cause; `onReject` lets metrics follow along. The set of
+ * subjects it names is bounded (MAX_REJECT_SUBJECTS, then `other`): junk sent to thousands of
+ * distinct subjects must not grow `shoal status` or the metric series without end (issue 10: 20,000
+ * junk subjects once made 20,042 series and a 5 MB status reply).
+ */
 export class RejectCounter {
   private readonly counts = new Map<string, number>()
+  private readonly named = new Set<string>()
   onReject: ((subject: string, cause: RejectCause) => void) | undefined
 
   count(subject: string, cause: RejectCause): void {
-    const key = `${subject} ${cause}`
+    if (!this.named.has(subject) && this.named.size < MAX_REJECT_SUBJECTS) this.named.add(subject)
+    const s = this.named.has(subject) ? subject : OTHER_SUBJECT
+    const key = `${s} ${cause}`
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
-    this.onReject?.(subject, cause)
+    this.onReject?.(s, cause)
   }
 
   /** `{ "<subject> <cause>": n }` */

@@ -10,6 +10,7 @@ import { expect } from 'chai'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr'
 import { ShoalError } from '../../lib/errors.ts'
+import { MAX_REJECT_SUBJECTS, OTHER_SUBJECT } from '../../lib/protocol/codec.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { useNatsServer } from '../support/nats.ts'
 import { runShoal } from '../support/shoal-cli.ts'
@@ -162,6 +163,21 @@ describe('a pool of three host processes over a real nats-server', function () {
       expect(await job.result()).to.equal(9592)
       expect([...c.hosts.values()].every((h) => h.exitCode === null)).to.equal(true)
       expect(c.balancer!.exitCode).to.equal(null)
+    })
+
+    it('on thousands of distinct junk subjects, are counted under a bounded set of names, and status stays small', async () => {
+      const s = new Subjects(c.cluster)
+      const garbage = new Uint8Array([0xc1])
+      const total = (r: Record<string, number>) => Object.values(r).reduce((n, v) => n + v, 0)
+      const before = total((await c.client.status()).rejected)
+      for (let i = 0; i < 3000; i++) raw.publish(s.heartbeat(`junk${i}`), garbage)
+      await raw.flush()
+      await c.waitFor(async () => total((await c.client.status()).rejected) >= before + 3000, 15_000, 'the 3,000 junk messages to be counted')
+      const st = await c.client.status()
+      // 128 named subjects at most, then "other": not one entry per junk subject.
+      expect(Object.keys(st.rejected).length).to.be.at.most(MAX_REJECT_SUBJECTS + 8)
+      expect(st.rejected[`${OTHER_SUBJECT} malformed`]).to.be.greaterThan(0)
+      expect(Buffer.byteLength(JSON.stringify(st))).to.be.below(64 * 1024)
     })
   })
 

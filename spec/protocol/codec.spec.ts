@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai'
 import fc from 'fast-check'
-import { Codec, RejectCounter, type RejectCause } from '../../lib/protocol/codec.ts'
+import { Codec, MAX_REJECT_SUBJECTS, OTHER_SUBJECT, RejectCounter, type RejectCause } from '../../lib/protocol/codec.ts'
 import { ShoalError, type WireError } from '../../lib/errors.ts'
 import {
   apiReplySchema,
@@ -541,6 +541,20 @@ describe('protocol codec', () => {
       expect(rc.total('oversized')).to.equal(1)
       expect(rc.total('stale-epoch')).to.equal(3)
       expect(rc.total()).to.equal(7)
+    })
+
+    it('names at most MAX_REJECT_SUBJECTS subjects and counts the rest as other, in its snapshot and to onReject', () => {
+      const rc = new RejectCounter()
+      const seen = new Set<string>()
+      rc.onReject = (s) => seen.add(s)
+      for (let i = 0; i < 5000; i++) rc.count(`shoal.c.pool.junk${i}`, 'invalid')
+      rc.count('shoal.c.pool.junk0', 'malformed') // a subject named before the cap stays named
+      const snap = rc.snapshot()
+      expect(Object.keys(snap)).to.have.length(MAX_REJECT_SUBJECTS + 2)
+      expect(snap[`${OTHER_SUBJECT} invalid`]).to.equal(5000 - MAX_REJECT_SUBJECTS)
+      expect(snap['shoal.c.pool.junk0 malformed']).to.equal(1)
+      expect(rc.total()).to.equal(5001)
+      expect(seen.size).to.equal(MAX_REJECT_SUBJECTS + 1)
     })
 
     it('a fresh counter reports nothing', () => {
