@@ -2,6 +2,9 @@
  * A submitted job as the SDK user holds it: progress as events or an async iterator, the result as
  * a promise, cancellation. Events come over NATS core pub/sub (at most once), so the job also asks
  * the balancer for its state now and then: a missed event delays an update, never loses the result.
+ * An event is only a hint: anyone who may publish on the job's event subject could send one, so a
+ * final state (completed, failed, cancelled) is taken only from the balancer's own answer, which
+ * such an event merely prompts the job to ask for.
  *
  * Must never talk to hosts: everything goes through the balancer.
  */
@@ -36,6 +39,8 @@ export class Job<Result = unknown> extends EventEmitter<{ progress: [JobSummary]
   private settle!: (s: JobSummary) => void
   private readonly sub: Subscription
   private poll: NodeJS.Timeout | undefined
+  /** A final state seen in an event is being confirmed with the balancer. */
+  private confirming = false
 
   /** @internal Created by ShoalClient.submit. */
   constructor(
@@ -46,7 +51,7 @@ export class Job<Result = unknown> extends EventEmitter<{ progress: [JobSummary]
     this.id = id
     this.final = new Promise((resolve) => (this.settle = resolve))
     // Subscribe before the job is submitted (the client does that next), so no event is missed.
-    this.sub = backend.subscribe(id, (s) => this.update(s))
+    this.sub = backend.subscribe(id, (s) => this.hint(s))
   }
 
   /** @internal Starts the safety-net polling once the balancer has accepted the job. */
@@ -120,6 +125,18 @@ export class Job<Result = unknown> extends EventEmitter<{ progress: [JobSummary]
   close(): void {
     if (this.poll) clearInterval(this.poll)
     this.sub.unsubscribe()
+  }
+
+  /** An event: progress is taken as it comes, an end only once the balancer confirms it. */
+  private hint(s: JobSummary): void {
+    if (!isFinal(s.state)) return this.update(s)
+    if (this.confirming || (this.latest && isFinal(this.latest.state))) return
+    this.confirming = true
+    this.backend
+      .fetch(this.id, false)
+      .then((c) => this.update(c), () => undefined) // the polling asks again
+      .finally(() => (this.confirming = false))
+      .catch(() => undefined)
   }
 
   private update(s: JobSummary): void {
