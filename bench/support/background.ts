@@ -10,13 +10,12 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { pinnedPrefix } from '../../spec/support/cluster.ts'
 import { BenchError, round, type BenchContext, type Figures } from './bench.ts'
+import { processTicks, USER_HZ } from './cpu-account.ts'
 
 const DUTY = fileURLToPath(new URL('./duty-cycle.ts', import.meta.url))
-const USER_HZ = 100
 
 export interface BackgroundUse {
   /** What each CPU's child asked for, in cores. */
@@ -45,17 +44,6 @@ export function usedBetween(a: BackgroundSample, b: BackgroundSample): Record<st
   return out
 }
 
-/** utime + stime of a process in ticks; NaN when it cannot be read. */
-function ticksOf(pid: number): number {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    return Number(f[11]) + Number(f[12])
-  } catch {
-    return Number.NaN
-  }
-}
-
 /** Resolves when the child prints `ready`; rejects if it exits first or takes 30 s. */
 function ready(cpu: string, child: ChildProcess): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -79,7 +67,7 @@ function ready(cpu: string, child: ChildProcess): Promise<void> {
  */
 export async function startBackground(cores: number, cpus: readonly string[]): Promise<Background> {
   if (!(cores > 0 && cores <= 1)) throw new BenchError(`--background must be a number of cores in (0, 1] per CPU (got ${cores})`)
-  const children: Array<{ cpu: string; child: ChildProcess; t0: number; ticks0: number }> = []
+  const children: Array<{ cpu: string; child: ChildProcess }> = []
   const kill = () => {
     for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL')
   }
@@ -88,30 +76,21 @@ export async function startBackground(cores: number, cpus: readonly string[]): P
     for (const cpu of cpus) {
       const [exe, ...pre] = pinnedPrefix(cpu)
       const child = spawn(exe!, [...pre, process.execPath, '--import', 'tsx', DUTY, String(cores)], { stdio: ['ignore', 'pipe', 'pipe'] })
-      children.push({ cpu, child, t0: 0, ticks0: Number.NaN })
+      children.push({ cpu, child })
     }
-    // The baseline of each child's CPU time is taken once it spins: tsx's start-up is not load.
     await Promise.all(children.map((c) => ready(c.cpu, c.child)))
-    for (const c of children) {
-      c.t0 = Date.now()
-      c.ticks0 = ticksOf(c.child.pid!)
-    }
   } catch (e) {
     kill()
     process.off('exit', kill)
     throw e
   }
+  const sample = (): BackgroundSample => ({ at: Date.now(), ticks: Object.fromEntries(children.map((c) => [c.cpu, processTicks(c.child.pid!)])) })
+  // The baseline is taken once every child spins: tsx's start-up is not load.
+  const start = sample()
   return {
-    sample(): BackgroundSample {
-      return { at: Date.now(), ticks: Object.fromEntries(children.map((c) => [c.cpu, ticksOf(c.child.pid!)])) }
-    },
+    sample,
     async stop(): Promise<BackgroundUse> {
-      const usedCores: Record<string, number> = {}
-      for (const c of children) {
-        const secs = (Date.now() - c.t0) / 1000
-        const ticks = ticksOf(c.child.pid!) - c.ticks0
-        usedCores[c.cpu] = secs > 0 && Number.isFinite(ticks) ? round(ticks / USER_HZ / secs, 3) : Number.NaN
-      }
+      const usedCores = usedBetween(start, sample())
       await Promise.all(
         children.map(
           (c) =>

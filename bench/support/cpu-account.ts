@@ -27,7 +27,7 @@ export interface CpuSnapshot {
   hz: number
 }
 
-const USER_HZ = 100
+export const USER_HZ = 100
 
 /** pid, ppid and utime + stime + cutime + cstime of one /proc/<pid>/stat text. */
 function parseStat(text: string): { pid: number; ppid: number; ticks: number } | null {
@@ -40,6 +40,15 @@ function parseStat(text: string): { pid: number; ppid: number; ticks: number } |
   const ppid = Number(f[1])
   const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
   return Number.isFinite(pid) && Number.isFinite(ppid) && Number.isFinite(ticks) ? { pid, ppid, ticks } : null
+}
+
+/** CPU time of process `pid` (and its reaped children) so far, in ticks of USER_HZ; NaN when unreadable. */
+export function processTicks(pid: number): number {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.ticks ?? Number.NaN
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** A snapshot of the machine's and this process tree's CPU time; null when it cannot be read. */
