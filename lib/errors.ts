@@ -57,6 +57,10 @@ export const ERROR_CODES = {
   E_NOT_LEADER: true,
   /** A command came from a balancer whose term is lower than one the host has obeyed: a deposed leader. */
   E_STALE_TERM: false,
+  /** NATS refused this process's credentials (none given, wrong, or not in the server's auth config). */
+  E_AUTH: false,
+  /** The caller may not do this: NATS refused the subject, or the balancer refused the identity (another's job, a submitter acting as operator). */
+  E_FORBIDDEN: false,
   /** A bug: something that should not happen did. */
   E_INTERNAL: false,
 } as const satisfies Record<string, boolean>

@@ -10,7 +10,8 @@
  * Must never retry on a refusal that waiting cannot fix (bad credentials): that fails at once.
  */
 
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
+import { readFileSync } from 'node:fs'
+import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
 import { ShoalError } from './errors.ts'
 
 export interface NatsSettings {
@@ -18,6 +19,64 @@ export interface NatsSettings {
   user?: string | undefined
   pass?: string | undefined
   token?: string | undefined
+  /** File holding an nkey seed (`SU...`). */
+  nkeySeedFile?: string | undefined
+  /** Credentials file (JWT + seed). */
+  creds?: string | undefined
+  /** TLS: a CA turns it on; cert and key for servers that verify clients. */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined
+  /**
+   * Subject prefix of this process's reply inboxes. A secured cluster lets each identity
+   * subscribe only to its own inboxes, so no one reads another's replies.
+   */
+  inboxPrefix?: string | undefined
+}
+
+/**
+ * The credential and TLS options of `s`, read from their files. Errors name the config key and
+ * the file, never the file's content.
+ */
+export function authOptions(s: NatsSettings): Partial<NodeConnectionOptions> {
+  const opts: Partial<NodeConnectionOptions> = {}
+  if (s.user !== undefined) opts.user = s.user
+  if (s.pass !== undefined) opts.pass = s.pass
+  if (s.token !== undefined) opts.token = s.token
+  if (s.nkeySeedFile !== undefined && s.creds !== undefined) {
+    throw new ShoalError('E_CONFIG', 'nats.nkeySeedFile and nats.creds are both set: give one of them')
+  }
+  if (s.nkeySeedFile !== undefined) {
+    const seed = readSecret('nats.nkeySeedFile', s.nkeySeedFile)
+    const text = new TextDecoder().decode(seed).trim()
+    if (!/^S[A-Z2-7]{50,}$/.test(text)) throw new ShoalError('E_CONFIG', `nats.nkeySeedFile ${s.nkeySeedFile} does not hold an nkey seed (one line starting with 'S')`)
+    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(text))
+  }
+  if (s.creds !== undefined) opts.authenticator = credsAuthenticator(readSecret('nats.creds', s.creds))
+  const tls = s.tls ?? {}
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new ShoalError('E_CONFIG', `nats.tls.cert and nats.tls.key go together: ${tls.cert === undefined ? 'nats.tls.key' : 'nats.tls.cert'} is set alone`)
+  }
+  if (tls.ca !== undefined || tls.cert !== undefined) {
+    opts.tls = {
+      ...(tls.ca !== undefined ? { caFile: readable('nats.tls.ca', tls.ca) } : {}),
+      ...(tls.cert !== undefined ? { certFile: readable('nats.tls.cert', tls.cert) } : {}),
+      ...(tls.key !== undefined ? { keyFile: readable('nats.tls.key', tls.key) } : {}),
+    }
+  }
+  if (s.inboxPrefix !== undefined) opts.inboxPrefix = s.inboxPrefix
+  return opts
+}
+
+function readSecret(key: string, file: string): Uint8Array {
+  try {
+    return readFileSync(file)
+  } catch (e) {
+    throw new ShoalError('E_CONFIG', `cannot read ${key} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+  }
+}
+
+function readable(key: string, file: string): string {
+  readSecret(key, file)
+  return file
 }
 
 export interface ConnectBehaviour {
@@ -39,11 +98,9 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
     // 2 s × 3 moves it to another node of the cluster within about 6 s.
     pingInterval: 2_000,
     maxPingOut: 3,
+    ...authOptions(s),
     ...extra,
   }
-  if (s.user !== undefined) opts.user = s.user
-  if (s.pass !== undefined) opts.pass = s.pass
-  if (s.token !== undefined) opts.token = s.token
   try {
     return await connect(opts)
   } catch (e) {
@@ -61,6 +118,9 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
 }
 
 function unavailable(url: string, e: unknown): ShoalError {
+  if (isRefusal(e)) {
+    return new ShoalError('E_AUTH', `NATS at ${redactUrl(url)} refused this process: ${redactUrl((e as Error).message)} (check nats.user/pass/token, nats.nkeySeedFile or nats.creds, and that the server's auth config lists this identity)`, { cause: e })
+  }
   return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${redactUrl(url)}: ${redactUrl((e as Error).message)} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
 }
 

@@ -31,6 +31,7 @@ import {
   leaveSchema,
   reportSchema,
   type ApiReply,
+  type ApiRequest,
   type Heartbeat,
   type HostCommand,
   type CheckpointMsg,
@@ -42,7 +43,7 @@ import {
   type ReportReply,
   type Submit,
 } from '../protocol/messages.ts'
-import { Subjects } from '../protocol/subjects.ts'
+import { SUBMITTER_OPS, Subjects, isOperator } from '../protocol/subjects.ts'
 import { Membership, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
@@ -278,8 +279,8 @@ export class Balancer {
     const s = this.subjects
     this.subs.push(
       this.bus.subscribe(s.poolAll(), heartbeatSchema.or(leaveSchema), (msg, subject) => this.onPool(msg, subject)),
-      this.bus.serve(s.report(), reportSchema, (r) => this.onReport(r)),
-      this.bus.serve(`${s.prefix}.api.*`, apiRequestSchema, (r) => this.onApi(r)),
+      this.bus.serve(s.reportAll(), reportSchema, (r, raw) => this.onReportFrom(r, raw.subject)),
+      this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.onApiFrom(r, raw.subject)),
     )
     const tickMs = this.tickMs()
     this.lastTickAt = Date.now()
@@ -358,8 +359,14 @@ export class Balancer {
 
   private onPool(msg: Heartbeat | { t: 'leave'; hostId: string }, subject: string): void {
     const parsed = this.subjects.parsePool(subject)
-    if (!parsed || parsed.hostId !== msg.hostId) {
+    if (!parsed) {
       this.bus.rejects.count(subject, 'invalid')
+      return
+    }
+    if (parsed.hostId !== msg.hostId) {
+      // A body that speaks for another host than its subject: a forgery, or a host misconfigured.
+      this.bus.rejects.count(subject, 'identity')
+      this.log.warn({ subject, claimed: msg.hostId }, `refused a ${msg.t === 'leave' ? 'leave' : 'heartbeat'} that names another host than its subject`)
       return
     }
     const now = Date.now()
@@ -456,6 +463,17 @@ export class Balancer {
 
   // ------------------------------------------------------------------ reports from hosts
 
+  /** A report must come from the host it names: its subject (which NATS permissions tie to that host) says so. */
+  private async onReportFrom(r: Report, subject: string): Promise<ReportReply | typeof NO_REPLY> {
+    const from = this.subjects.parseReport(subject)
+    if (from !== r.hostId) {
+      this.bus.rejects.count(subject, 'identity')
+      this.log.warn({ subject, claimed: r.hostId, t: r.t }, 'refused a report that names another host than its subject')
+      return this.nack('E_FORBIDDEN', `a report on ${subject} must name host ${from ?? '(none)'}, not ${r.hostId}`)
+    }
+    return this.onReport(r)
+  }
+
   private async onReport(r: Report): Promise<ReportReply | typeof NO_REPLY> {
     // Not leading (lease unconfirmed, stepping down): stay silent, so the host's request reaches
     // the leader or times out and is sent again.
@@ -471,7 +489,7 @@ export class Balancer {
     if (r.t === 'done' && s && s.status === 'done' && s.epoch === epoch && s.hosts.at(-1) === r.hostId) return this.ack()
     if (!s || s.status !== 'running' || s.host !== r.hostId || s.epoch !== epoch) {
       if (r.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'stale' })
-      this.bus.rejects.count(this.subjects.report(), 'stale-epoch')
+      this.bus.rejects.count(this.subjects.report(r.hostId), 'stale-epoch')
       this.log.warn({ host: r.hostId, share: shareId, epoch, current: s?.epoch, status: s?.status, t: r.t }, 'stale report rejected')
       return this.nack('E_STALE_EPOCH', `share ${shareId} epoch ${epoch} on ${r.hostId} is not current (current epoch ${s?.epoch ?? 'none'}, ${s?.status ?? 'unknown'} on ${s?.host ?? 'no host'}): drop it`)
     }
@@ -525,7 +543,7 @@ export class Balancer {
     return { v: V, t: 'ack', term: this.fence.term }
   }
 
-  private nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE', message: string): ReportReply {
+  private nack(code: 'E_STALE_EPOCH' | 'E_CHECKPOINT_TOO_LARGE' | 'E_FORBIDDEN', message: string): ReportReply {
     return { v: V, t: 'nack', term: this.fence.term, error: toWire(new ShoalError(code, message)) }
   }
 
@@ -565,28 +583,56 @@ export class Balancer {
 
   // ------------------------------------------------------------------ API
 
-  private async onApi(r: ReturnType<typeof apiRequestSchema.parse>): Promise<ApiReply | typeof NO_REPLY> {
+  /**
+   * The API as `identity` (from the subject, which a secured cluster's permissions tie to it):
+   * operators may do anything; a submitter may submit, and read, follow and cancel its own jobs.
+   */
+  private async onApiFrom(r: ApiRequest, subject: string): Promise<ApiReply | typeof NO_REPLY> {
+    const parsed = this.subjects.parseApi(subject)
+    if (!parsed || parsed.op !== r.t) {
+      this.bus.rejects.count(subject, 'invalid')
+      throw new ShoalError('E_MSG_INVALID', `a '${r.t}' request must be sent on ${this.subjects.prefix}.api.${r.t}.<identity>, not ${subject}`)
+    }
+    const identity = parsed.identity
+    if (!isOperator(identity) && !(SUBMITTER_OPS as readonly string[]).includes(r.t)) {
+      this.bus.rejects.count(subject, 'forbidden')
+      throw new ShoalError('E_FORBIDDEN', `${identity} may not ${r.t}: only operators act on hosts, shares and settings`)
+    }
+    return this.onApi(r, identity)
+  }
+
+  /** The job `jobId`, if `identity` may see and act on it. */
+  private jobFor(jobId: string, identity: string): JobRecord {
+    const job = this.jobs.get(jobId)
+    if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${jobId}`)
+    if (!mayActOn(job, identity)) {
+      this.bus.rejects.count(this.subjects.api('job', identity), 'forbidden')
+      throw new ShoalError('E_FORBIDDEN', `job ${jobId} belongs to another submitter: ${identity} may act only on its own jobs`)
+    }
+    return job
+  }
+
+  private async onApi(r: ApiRequest, identity: string): Promise<ApiReply | typeof NO_REPLY> {
     const now = Date.now()
     // While the lease is unconfirmed (a JetStream election, our own NATS link coming back) reads
     // are answered from memory, so progress stays visible; changes wait for a leader.
     if (this.stopped || (!this.acting() && !(READ_ONLY_OPS.has(r.t) || (r.t === 'config' && r.key === undefined)))) return NO_REPLY
     switch (r.t) {
       case 'submit':
-        return { v: V, t: 'job', job: await this.submit(r) }
+        return { v: V, t: 'job', job: await this.submit(r, identity) }
       case 'cancel': {
-        const job = this.jobs.get(r.jobId)
-        if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${r.jobId}`)
+        const job = this.jobFor(r.jobId, identity)
         if (!isFinal(job.state)) await this.finishJob(job, 'cancelled', {})
         return { v: V, t: 'job', job: this.summary(job, now, false) }
       }
       case 'job': {
-        const job = this.jobs.get(r.jobId)
-        if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${r.jobId}`)
+        const job = this.jobFor(r.jobId, identity)
         return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
       }
       case 'status': {
         const hosts = this.membership.all().map((h) => hostSummary(h, this.runningOn(h.hostId), this.draining.has(h.hostId), now))
         const jobs = [...this.jobs.values()]
+          .filter((j) => mayActOn(j, identity))
           .sort((a, b) => b.submittedAt - a.submittedAt)
           .slice(0, 50)
           .map((j) => this.summary(j, now, !isFinal(j.state)))
@@ -616,12 +662,12 @@ export class Balancer {
    * Admits a job, once: a second submission of the same id (a client's retry, perhaps while the
    * first is still being validated or stored) waits for the first and returns its job.
    */
-  private async submit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
+  private async submit(m: Submit, owner: string): Promise<ReturnType<Balancer['summary']>> {
     const inFlight = this.admitting.get(m.jobId)
     if (inFlight) await inFlight.catch(() => undefined)
     const existing = this.jobs.get(m.jobId)
-    if (existing) return this.summary(existing, Date.now(), false)
-    const admission = this.admit(m)
+    if (existing) return this.summary(this.jobFor(m.jobId, owner), Date.now(), false)
+    const admission = this.admit(m, owner)
     this.admitting.set(m.jobId, admission)
     try {
       return await admission
@@ -630,7 +676,7 @@ export class Balancer {
     }
   }
 
-  private async admit(m: Submit): Promise<ReturnType<Balancer['summary']>> {
+  private async admit(m: Submit, owner: string): Promise<ReturnType<Balancer['summary']>> {
     const now = Date.now()
     if (!(m.to > m.from)) {
       throw new ShoalError('E_BAD_RANGE', `range [${m.from}, ${m.to}) is empty: 'to' must be greater than 'from'`)
@@ -656,6 +702,7 @@ export class Balancer {
     const ranges = splitRange(m.from, m.to, Math.min(wanted, maxPerJob), minUnitsPerShare)
     const job: JobRecord = {
       jobId: m.jobId,
+      owner,
       processor: m.processor,
       input: m.input,
       from: m.from,
@@ -1215,7 +1262,7 @@ export class Balancer {
     const summary = this.summary(job, Date.now(), false)
     this.lastProgress.set(job.jobId, summary.unitsDone)
     try {
-      this.bus.publish(this.subjects.jobEvents(job.jobId), { v: V, t: 'job', job: summary })
+      this.bus.publish(this.subjects.jobEvents(jobOwner(job), job.jobId), { v: V, t: 'job', job: summary })
     } catch (e) {
       this.log.error({ job: job.jobId, err: (e as Error).message }, 'cannot publish job event')
     }
@@ -1274,4 +1321,14 @@ function describeActions(actions: readonly Action[]): string {
     n.set(k, (n.get(k) ?? 0) + 1)
   }
   return [...n].map(([k, c]) => `${c} ${k}`).join(', ')
+}
+
+/** Who submitted `job`: records from before identities were kept belong to operators. */
+function jobOwner(job: JobRecord): string {
+  return job.owner ?? 'operator'
+}
+
+/** Operators may act on every job; anyone else only on their own. */
+function mayActOn(job: JobRecord, identity: string): boolean {
+  return isOperator(identity) || jobOwner(job) === identity
 }

@@ -24,7 +24,7 @@ import { closeNats, connectNats } from '../nats-connect.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import { PROTOCOL_VERSION as V, presenceSchema, type Presence } from '../protocol/messages.ts'
-import { Subjects } from '../protocol/subjects.ts'
+import { BALANCER_IDENTITY, Subjects } from '../protocol/subjects.ts'
 import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { Balancer, type LeadershipView } from './balancer.ts'
@@ -107,7 +107,7 @@ export class BalancerNode {
     const log = opts.logger ?? createLogger('shoal-balancer', cfg.log.level)
     const nc =
       opts.nc ??
-      (await connectNats(cfg.nats, 'shoal-balancer', {}, {
+      (await connectNats({ ...cfg.nats, inboxPrefix: new Subjects(cfg.cluster).inbox(BALANCER_IDENTITY) }, 'shoal-balancer', {}, {
         waitForServer: {
           onWaiting: (m) => log.warn(m),
           onConnected: (server) => log.info({ server }, 'connected to NATS'),

@@ -20,6 +20,8 @@ import { RecordWriter, type WriterOptions } from './record-writer.ts'
 
 export interface JobRecord {
   jobId: string
+  /** Identity that submitted the job (`submitter-alice`, `operator`); unset on records from before identities. */
+  owner?: string | undefined
   processor: string
   input: unknown
   from: number

@@ -9,6 +9,7 @@
  */
 
 import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstream } from '@nats-io/jetstream'
 import { Objm, type ObjectStore } from '@nats-io/obj'
 import { Packr } from 'msgpackr'
 import { ShoalError } from '../errors.ts'
@@ -37,7 +38,9 @@ export class StateBlobs {
   static async open(nc: NatsConnection, subjects: Subjects, replicas?: number): Promise<StateBlobs> {
     const clustered = typeof nc.info?.cluster === 'string' && nc.info.cluster !== ''
     try {
-      return new StateBlobs(await new Objm(nc).create(subjects.bucket('ckpt'), { replicas: replicas ?? (clustered ? 3 : 1) }))
+      // checkAPI off: no `$JS.API.INFO` round trip, which a host's permissions (lib/auth) do not
+      // grant; an existing store is found by its stream info, which they do.
+      return new StateBlobs(await new Objm(jetstream(nc, { checkAPI: false })).create(subjects.bucket('ckpt'), { replicas: replicas ?? (clustered ? 3 : 1) }))
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot open the checkpoint object store: ${(e as Error).message}`, { cause: e })
     }

@@ -11,7 +11,8 @@
 
 import type { Command } from 'commander'
 import { loadConfig } from '../config/mod.ts'
-import type { NatsSettings } from '../nats-connect.ts'
+import { authOptions, type NatsSettings } from '../nats-connect.ts'
+import { Subjects } from '../protocol/subjects.ts'
 import { ShoalClient } from '../sdk/client.ts'
 import { reportError } from './output.ts'
 
@@ -34,21 +35,21 @@ export function connectionOptions(cmd: Command): Command {
     .option('--cluster <name>', 'cluster name (default: the config\'s cluster, SHOAL_CLUSTER, then "default")')
 }
 
-/** The NATS settings and cluster a client command uses: flags over the config (file, env, defaults). */
-export function clientSettings(o: ClientFlags): { nats: NatsSettings; cluster: string } {
+/**
+ * The NATS settings, cluster and identity a client command uses: flags over the config (file,
+ * env, defaults). Its replies come to the identity's own inboxes.
+ */
+export function clientSettings(o: ClientFlags): { nats: NatsSettings; cluster: string; identity: string } {
   const config = loadConfig(o.config !== undefined ? { file: o.config } : {})
-  return { nats: { ...config.nats, url: o.nats ?? config.nats.url }, cluster: o.cluster ?? config.cluster }
+  const cluster = o.cluster ?? config.cluster
+  const identity = config.client.identity
+  return { nats: { ...config.nats, url: o.nats ?? config.nats.url, inboxPrefix: new Subjects(cluster).inbox(identity) }, cluster, identity }
 }
 
 /** Connects a ShoalClient with the command's settings. */
 export function connectClient(o: ClientFlags): Promise<ShoalClient> {
-  const { nats, cluster } = clientSettings(o)
-  const auth = {
-    ...(nats.user !== undefined ? { user: nats.user } : {}),
-    ...(nats.pass !== undefined ? { pass: nats.pass } : {}),
-    ...(nats.token !== undefined ? { token: nats.token } : {}),
-  }
-  return ShoalClient.connect({ servers: nats.url, cluster, nats: auth })
+  const { nats, cluster, identity } = clientSettings(o)
+  return ShoalClient.connect({ servers: nats.url, cluster, identity, nats: authOptions(nats) })
 }
 
 export async function withClient(o: ClientFlags, fn: (c: ShoalClient) => Promise<void>): Promise<void> {

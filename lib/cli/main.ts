@@ -14,6 +14,7 @@ import { demoCommand } from './commands/demo.ts'
 import { drainCommand, migrateCommand } from './commands/migrate.ts'
 import { configCommand } from './commands/config.ts'
 import { storeCommand } from './commands/store.ts'
+import { authCommand } from './commands/auth.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -29,6 +30,7 @@ export function buildCli(): Command {
     .addCommand(drainCommand(false))
     .addCommand(configCommand())
     .addCommand(storeCommand())
+    .addCommand(authCommand())
     .addCommand(demoCommand())
 }
 

@@ -100,6 +100,8 @@ function parseString(info: KeyInfo, raw: string, baseDir: string): Parsed {
       }
       return { ok: true, value: Object.fromEntries(out) }
     }
+    case 'path':
+      return s === '' ? UNSET : { ok: true, value: resolveOne(s, baseDir) }
     case 'paths':
       return { ok: true, value: resolvePaths(s.split(',').map((p) => p.trim()).filter((p) => p !== ''), baseDir) }
   }
@@ -112,6 +114,7 @@ function resolveOne(p: string, baseDir: string): string {
 
 /** Leaves non-strings alone so the schema reports them with the user's own value. */
 function resolvePaths(value: unknown, baseDir: string): unknown {
+  if (typeof value === 'string' && value !== '') return resolveOne(value, baseDir)
   if (!Array.isArray(value)) return value
   return value.map((p: unknown) => (typeof p === 'string' && p !== '' ? resolveOne(p, baseDir) : p))
 }

@@ -11,7 +11,7 @@ import path from 'node:path'
 import { z } from 'zod'
 
 /** How a string (an env var, a `setConfigValue` argument) is turned into a value for a key. */
-export type ParseKind = 'int' | 'number' | 'string' | 'enum' | 'intOrAuto' | 'tags' | 'paths'
+export type ParseKind = 'int' | 'number' | 'string' | 'enum' | 'intOrAuto' | 'tags' | 'paths' | 'path'
 
 /** What the rest of lib/config knows about a leaf key beyond its zod type. */
 export interface KeyMeta {
@@ -93,6 +93,23 @@ const perJob = z.union([z.literal('auto'), z.number().int().min(1)]).register(ME
   doc: 'Number of shares a job is split into when the submitter does not say; auto fills the pool\'s slots.',
 })
 
+/** One file, resolved against the config file's directory (cwd when not from a file) and stored absolute. */
+const filePath = (doc: string) =>
+  z.string().min(1).refine((p) => path.isAbsolute(p)).register(META, {
+    parse: 'path',
+    expected: 'a file path',
+    unit: '',
+    doc: `${doc} A relative path is resolved against the config file's directory (cwd when not from a file).`,
+    resolvePaths: true,
+  })
+
+/**
+ * Who a client acts as: `operator`, `operator-<name>`, `submitter` or `submitter-<name>`. It is
+ * carried in the subjects the client publishes on, so that NATS permissions (from `shoal auth
+ * init`) can tie each subject to one identity.
+ */
+export const IDENTITY_RE = /^(operator|submitter)(-[A-Za-z0-9_]{1,48})?$/
+
 const secret = (doc: string) =>
   z.string().min(1).register(META, { parse: 'string', expected: 'a non-empty string', unit: '', doc })
 
@@ -112,6 +129,13 @@ export const ConfigSchema = z.strictObject({
     user: secret('NATS user name.').optional(),
     pass: secret('NATS password.').optional(),
     token: secret('NATS auth token.').optional(),
+    nkeySeedFile: filePath('File holding this process\'s NATS nkey seed (written by `shoal auth init`, mode 0600).').optional(),
+    creds: filePath('NATS credentials file (a JWT and an nkey seed, as `nsc` writes them).').optional(),
+    tls: z.strictObject({
+      ca: filePath('CA certificate (PEM) that signed the NATS server\'s certificate; setting it turns TLS on.').optional(),
+      cert: filePath('Client certificate (PEM), for a server that verifies clients (mutual TLS).').optional(),
+      key: filePath('Private key (PEM) of nats.tls.cert.').optional(),
+    }).prefault({}),
     replicas: z.number().int().refine((n) => n === 1 || n === 3 || n === 5).register(META, {
       parse: 'int',
       expected: '1, 3 or 5',
@@ -188,6 +212,14 @@ export const ConfigSchema = z.strictObject({
     processors: processors.default([]),
     memoryBytes: int(1, undefined, { unit: 'bytes', doc: 'Memory the host advertises; unset means the machine\'s.' }).optional(),
     metricsPort: int(0, 65_535, { unit: 'port', doc: 'Port of the host\'s Prometheus metrics endpoint.' }).optional(),
+  }).prefault({}),
+  client: z.strictObject({
+    identity: z.string().regex(IDENTITY_RE).register(META, {
+      parse: 'string',
+      expected: 'operator, submitter, operator-<name> or submitter-<name> (name: 1 to 48 of A-Z a-z 0-9 _)',
+      unit: '',
+      doc: 'Who client commands and the SDK act as. It is part of the subjects they publish on, which a secured cluster\'s permissions tie to one identity; the balancer lets a submitter see and cancel only its own jobs. `shoal auth init` writes it into each client\'s config.',
+    }).default('operator'),
   }).prefault({}),
   protocol: z.strictObject({
     maxMessageBytes: int(1024, MIB, {

@@ -141,6 +141,10 @@ export class Bus {
 function transportError(e: unknown, subject: string, timeoutMs: number): ShoalError {
   const err = e as Error & { isNoResponders?: () => boolean; cause?: unknown }
   const name = (x: unknown) => (x instanceof Error ? x.name : '')
+  if (isPermissionViolation(e)) {
+    // NATS refused this identity the subject (a secured cluster's permissions): no retry helps.
+    return new ShoalError('E_FORBIDDEN', `NATS refused this identity ${subject}: ${err.message} (see docs/SECURITY.md for what each identity may do)`, { cause: e })
+  }
   if (typeof err.isNoResponders === 'function' && err.isNoResponders()) {
     return new ShoalError('E_UNAVAILABLE', `nobody answers on ${subject} (is the balancer/host running?)`, { cause: e })
   }
@@ -148,4 +152,12 @@ function transportError(e: unknown, subject: string, timeoutMs: number): ShoalEr
     return new ShoalError('E_TIMEOUT', `no answer on ${subject} within ${timeoutMs} ms`, { cause: e })
   }
   return new ShoalError('E_UNAVAILABLE', `request on ${subject} failed: ${err.message}`, { cause: e })
+}
+
+/** The server refused a publish or subscription for lack of permission. */
+export function isPermissionViolation(e: unknown): boolean {
+  for (let x: unknown = e, i = 0; x instanceof Error && i < 5; x = x.cause, i++) {
+    if (x.name === 'PermissionViolationError' || /Permissions Violation/i.test(x.message)) return true
+  }
+  return false
 }

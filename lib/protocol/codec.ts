@@ -10,8 +10,11 @@ import { Packr } from 'msgpackr'
 import type { z } from 'zod'
 import { ShoalError } from '../errors.ts'
 
-/** Why a message was dropped. */
-export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term'
+/**
+ * Why a message was dropped. `identity`: its body speaks for another host than its subject names;
+ * `forbidden`: its sender's identity may not do what it asks (a submitter draining, another's job).
+ */
+export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term' | 'identity' | 'forbidden'
 
 /** Distinct subjects a RejectCounter names; rejects on any other subject count as OTHER_SUBJECT. */
 export const MAX_REJECT_SUBJECTS = 128

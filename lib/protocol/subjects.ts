@@ -7,10 +7,18 @@
  *   shoal.<cluster>.pool.leave.<hostId>   host → balancer: clean shutdown (publish)
  *   shoal.<cluster>.pool.>                balancer: subscription to both of the above
  *   shoal.<cluster>.host.<hostId>.cmd     balancer → host: assign | pause | split | drop | merge | validate (request/reply)
- *   shoal.<cluster>.bal.report            host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
+ *   shoal.<cluster>.bal.report.<hostId>   host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
  *   shoal.<cluster>.bal.presence.<id>     balancer → all: leader or standby, with the term (publish, every pool.heartbeatMs)
- *   shoal.<cluster>.api.<op>              SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)
- *   shoal.<cluster>.job.<jobId>.ev        balancer → SDK: job events (publish)
+ *   shoal.<cluster>.api.<op>.<identity>   SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)
+ *   shoal.<cluster>.job.<owner>.<jobId>.ev  balancer → SDK: job events (publish)
+ *   _INBOX.<cluster>.<identity>.>         replies to requests sent by <identity>
+ *
+ * Everything a process publishes names who sends it (a host its id, a client its identity) and
+ * everything private to one identity names its owner: that is what lets NATS permissions, generated
+ * by `shoal auth init` (lib/auth), tie each subject to one identity, and lets the balancer refuse a
+ * body that names someone other than its subject.
+ *
+ * Identities: `balancer`, `host-<hostId>`, `operator[-<name>]`, `submitter[-<name>]`.
  *
  * The cluster token lets two Shoal clusters share one NATS account without seeing each other.
  * JetStream buckets are named here too, for the same reason.
@@ -27,14 +35,32 @@ export function isToken(s: string): boolean {
   return TOKEN.test(s)
 }
 
-function token(kind: string, s: string): string {
-  if (!TOKEN.test(s)) {
-    throw new ShoalError('E_BAD_JOB', `${kind} must be 1-64 letters, digits, '_' or '-' (got ${JSON.stringify(s)})`)
+/** Identities: `host-` and a host id fit. */
+const IDENTITY = /^[A-Za-z0-9_-]{1,80}$/
+
+function token(kind: string, s: string, re = TOKEN): string {
+  if (!re.test(s)) {
+    throw new ShoalError('E_BAD_JOB', `${kind} must be 1-${re === TOKEN ? 64 : 80} letters, digits, '_' or '-' (got ${JSON.stringify(s)})`)
   }
   return s
 }
 
 export type ApiOp = 'submit' | 'cancel' | 'job' | 'status' | 'migrate' | 'drain' | 'config'
+export const API_OPS: readonly ApiOp[] = ['submit', 'cancel', 'job', 'status', 'migrate', 'drain', 'config']
+/** What a submitter may ask; the rest acts on hosts or the balancer and is for operators. */
+export const SUBMITTER_OPS: readonly ApiOp[] = ['submit', 'cancel', 'job', 'status']
+
+/** The identity a host acts as. */
+export function hostIdentity(hostId: string): string {
+  return `host-${token('host id', hostId)}`
+}
+
+export const BALANCER_IDENTITY = 'balancer'
+
+/** True for identities that may act on any job and on hosts: `operator` and `operator-<name>`. */
+export function isOperator(identity: string): boolean {
+  return identity === 'operator' || identity.startsWith('operator-')
+}
 
 /** Subject builders for one cluster. */
 export class Subjects {
@@ -70,8 +96,21 @@ export class Subjects {
     return `${this.prefix}.host.${token('host id', hostId)}.cmd`
   }
 
-  report(): string {
-    return `${this.prefix}.bal.report`
+  /** Reports of host `hostId`: only that host may publish here. */
+  report(hostId: string): string {
+    return `${this.prefix}.bal.report.${token('host id', hostId)}`
+  }
+
+  /** Wildcard for every host's reports. */
+  reportAll(): string {
+    return `${this.prefix}.bal.report.*`
+  }
+
+  /** The host a report subject names, or null when it is not one. */
+  parseReport(subject: string): string | null {
+    const head = `${this.prefix}.bal.report.`
+    const rest = subject.startsWith(head) ? subject.slice(head.length) : ''
+    return TOKEN.test(rest) ? rest : null
   }
 
   /** Where balancer `id` says it is there (leader or standby). */
@@ -84,12 +123,32 @@ export class Subjects {
     return `${this.prefix}.bal.presence.*`
   }
 
-  api(op: ApiOp): string {
-    return `${this.prefix}.api.${op}`
+  /** Request `op` sent by `identity`. */
+  api(op: ApiOp, identity: string): string {
+    return `${this.prefix}.api.${op}.${token('identity', identity, IDENTITY)}`
   }
 
-  jobEvents(jobId: string): string {
-    return `${this.prefix}.job.${token('job id', jobId)}.ev`
+  /** Wildcard for every API request of every identity. */
+  apiAll(): string {
+    return `${this.prefix}.api.*.*`
+  }
+
+  /** The identity an API subject names, or null when it is not one. */
+  parseApi(subject: string): { op: string; identity: string } | null {
+    const head = `${this.prefix}.api.`
+    const rest = subject.startsWith(head) ? subject.slice(head.length).split('.') : []
+    if (rest.length !== 2 || !IDENTITY.test(rest[1]!)) return null
+    return { op: rest[0]!, identity: rest[1]! }
+  }
+
+  /** Events of job `jobId`, submitted by `owner`: only the owner (and operators) may read them. */
+  jobEvents(owner: string, jobId: string): string {
+    return `${this.prefix}.job.${token('job owner', owner, IDENTITY)}.${token('job id', jobId)}.ev`
+  }
+
+  /** Subject prefix of `identity`'s reply inboxes (the NATS client adds `.<nuid>...`). */
+  inbox(identity: string): string {
+    return `_INBOX.${this.cluster}.${token('identity', identity, IDENTITY)}`
   }
 
   /** JetStream KV bucket names (bucket names allow letters, digits, '-' and '_'). */

@@ -24,6 +24,7 @@ import {
   type BalanceSummary,
 } from '../protocol/messages.ts'
 import { Subjects, type ApiOp } from '../protocol/subjects.ts'
+import { IDENTITY_RE } from '../config/schema.ts'
 import { Job, type JobBackend } from './job.ts'
 
 export type { JobSummary, HostSummary, ShareSummary, Migration, Failover, BalanceSummary } from '../protocol/messages.ts'
@@ -53,6 +54,13 @@ export interface ShoalClientOptions {
   servers?: string | string[]
   /** Cluster name (the subject prefix). Default: `SHOAL_CLUSTER`, then `default`. */
   cluster?: string
+  /**
+   * Who this client acts as: `operator[-<name>]` or `submitter[-<name>]`. It names the subjects
+   * requests go on, which a secured cluster's permissions tie to that identity (see
+   * docs/SECURITY.md); a submitter sees and cancels only its own jobs. Default:
+   * `SHOAL_CLIENT_IDENTITY`, then `operator`.
+   */
+  identity?: string
   /** Further NATS connection options (credentials, TLS, ...), passed through. */
   nats?: Partial<NodeConnectionOptions>
   /** How long to wait for the balancer to answer a request. Default 10000. */
@@ -98,6 +106,7 @@ export class ShoalClient {
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     cluster: string,
+    private readonly identity: string,
     private readonly timeoutMs: number,
     maxMessageBytes: number,
   ) {
@@ -106,16 +115,21 @@ export class ShoalClient {
     this.backend = {
       fetch: (jobId, withShares) => this.fetchJob(jobId, withShares),
       cancel: async (jobId) => jobOf(await this.api('cancel', { v: V, t: 'cancel', jobId })),
-      subscribe: (jobId, onEvent) => this.bus.subscribe(this.subjects.jobEvents(jobId), jobEventSchema, (e) => onEvent(e.job)),
+      subscribe: (jobId, onEvent) => this.bus.subscribe(this.subjects.jobEvents(this.identity, jobId), jobEventSchema, (e) => onEvent(e.job)),
     }
   }
 
   /** Connects to NATS and returns a client. Fails with `E_UNAVAILABLE` when NATS is unreachable. */
   static async connect(opts: ShoalClientOptions = {}): Promise<ShoalClient> {
     const url = Array.isArray(opts.servers) ? opts.servers.join(',') : (opts.servers ?? process.env.SHOAL_NATS_URL ?? 'nats://127.0.0.1:4222')
-    const nc = opts.connection ?? (await connectNats({ url }, 'shoal-client', opts.nats ?? {}))
     const cluster = opts.cluster ?? process.env.SHOAL_CLUSTER ?? 'default'
-    return new ShoalClient(nc, opts.connection === undefined, cluster, opts.requestTimeoutMs ?? 10_000, opts.maxMessageBytes ?? 1024 * 1024 - 4096)
+    const identity = opts.identity ?? process.env.SHOAL_CLIENT_IDENTITY ?? 'operator'
+    if (!IDENTITY_RE.test(identity)) {
+      throw new ShoalError('E_CONFIG', `identity must be operator, submitter, operator-<name> or submitter-<name> (got ${JSON.stringify(identity)})`)
+    }
+    const subjects = new Subjects(cluster)
+    const nc = opts.connection ?? (await connectNats({ url, inboxPrefix: subjects.inbox(identity) }, 'shoal-client', opts.nats ?? {}))
+    return new ShoalClient(nc, opts.connection === undefined, cluster, identity, opts.requestTimeoutMs ?? 10_000, opts.maxMessageBytes ?? 1024 * 1024 - 4096)
   }
 
   /**
@@ -230,7 +244,7 @@ export class ShoalClient {
    * has passed; then the last error (E_UNAVAILABLE, E_TIMEOUT or E_NOT_LEADER) is thrown.
    */
   private async api(op: ApiOp, req: ApiRequest): Promise<ApiReply> {
-    const subject = this.subjects.api(op)
+    const subject = this.subjects.api(op, this.identity)
     if (!IDEMPOTENT.has(op)) return this.bus.request(subject, req, apiReplySchema, this.timeoutMs)
     const deadline = Date.now() + this.timeoutMs
     // Several attempts fit in the timeout: a balancer that stays silent (one that no longer leads)

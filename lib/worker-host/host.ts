@@ -36,7 +36,7 @@ import {
   type ShareAssignment,
   type ShareLoad,
 } from '../protocol/messages.ts'
-import { Subjects } from '../protocol/subjects.ts'
+import { Subjects, hostIdentity } from '../protocol/subjects.ts'
 import { HostMetrics } from '../metrics/host-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
@@ -160,7 +160,7 @@ export class Host {
     try {
       nc =
         opts.nc ??
-        (await connectNats(cfg.nats, `shoal-host-${cfg.host.id ?? defaultHostId()}`, {}, {
+        (await connectNats({ ...cfg.nats, inboxPrefix: new Subjects(cfg.cluster).inbox(hostIdentity(cfg.host.id ?? defaultHostId())) }, `shoal-host-${cfg.host.id ?? defaultHostId()}`, {}, {
           waitForServer: { onWaiting: (m) => log.warn(m), onConnected: (server) => log.info({ server }, 'connected to NATS') },
         }))
     } catch (e) {
@@ -495,7 +495,7 @@ export class Host {
       let trouble: { cause: 'timeout' | 'unavailable' | 'refused' | 'error'; message: string }
       try {
         const t0 = performance.now()
-        const reply = await this.bus.request(this.subjects.report(), msg, reportReplySchema, REPORT_TIMEOUT_MS)
+        const reply = await this.bus.request(this.subjects.report(this.hostId), msg, reportReplySchema, REPORT_TIMEOUT_MS)
         if (reply.term < this.maxTerm) {
           trouble = { cause: 'refused', message: `answer from balancer term ${reply.term}, which no longer leads (term ${this.maxTerm} does)` }
         } else {

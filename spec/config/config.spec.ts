@@ -53,7 +53,7 @@ describe('config', () => {
       expect(ConfigSchema.safeParse(c).success).to.equal(true)
       expect(c).to.deep.equal({
         cluster: 'default',
-        nats: { url: 'nats://127.0.0.1:4222' },
+        nats: { url: 'nats://127.0.0.1:4222', tls: {} },
         pool: { heartbeatMs: 250, suspectAfterMs: 600, hostDeadMs: 1000 },
         balancer: {
           intervalMs: 1000,
@@ -75,6 +75,7 @@ describe('config', () => {
           minUnitsPerShare: 1,
         },
         host: { tags: {}, processors: [] },
+        client: { identity: 'operator' },
         protocol: { maxMessageBytes: 1_048_576 - 4096 },
         log: { level: 'info' },
       })
@@ -93,7 +94,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(34)
+      expect(keys).to.have.length(40)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',

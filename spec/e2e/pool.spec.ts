@@ -145,18 +145,18 @@ describe('a pool of three host processes over a real nats-server', function () {
 
       raw.publish(s.heartbeat('h9'), garbage)
       raw.publish(s.heartbeat('h9'), pack.pack({ v: 1, t: 'hb', hostId: 'h9' }))
-      const r1 = await raw.request(s.report(), wrongShape, { timeout: 2000 })
-      const r2 = await raw.request(s.api('submit'), garbage, { timeout: 2000 })
+      const r1 = await raw.request(s.report('h1'), wrongShape, { timeout: 2000 })
+      const r2 = await raw.request(s.api('submit', 'operator'), garbage, { timeout: 2000 })
       const r3 = await raw.request(s.hostCommand('h1'), unknownType, { timeout: 2000 })
-      raw.publish(s.report(), new Uint8Array(1024 * 1024 - 64)) // oversized for the codec (zeros)
+      raw.publish(s.report('h1'), new Uint8Array(1024 * 1024 - 64)) // oversized for the codec (zeros)
       await raw.flush()
       // Requests get an error reply naming the problem rather than silence.
       for (const r of [r1, r2, r3]) expect(JSON.stringify(pack.unpack(r.data))).to.include('E_MSG_INVALID')
 
       await c.waitFor(async () => sum((await c.client.status()).rejected, s.heartbeat('h9')) >= (sum(before, s.heartbeat('h9')) + 2), 5000, 'heartbeat rejects to be counted')
       const after = (await c.client.status()).rejected
-      expect(sum(after, s.report())).to.be.at.least(sum(before, s.report()) + 2)
-      expect(sum(after, s.api('submit'))).to.be.at.least(sum(before, s.api('submit')) + 1)
+      expect(sum(after, s.report('h1'))).to.be.at.least(sum(before, s.report('h1')) + 2)
+      expect(sum(after, s.api('submit', 'operator'))).to.be.at.least(sum(before, s.api('submit', 'operator')) + 1)
       expect(Object.keys(after).some((k) => k.endsWith(' oversized'))).to.equal(true)
 
       const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 100_000], shares: 3 })

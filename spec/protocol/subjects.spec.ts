@@ -8,7 +8,7 @@
 import { expect } from 'chai'
 import fc from 'fast-check'
 import { ShoalError } from '../../lib/errors.ts'
-import { Subjects, isToken, type ApiOp } from '../../lib/protocol/subjects.ts'
+import { Subjects, hostIdentity, isOperator, isToken, type ApiOp } from '../../lib/protocol/subjects.ts'
 
 const OPS: ApiOp[] = ['submit', 'cancel', 'job', 'status']
 
@@ -19,9 +19,11 @@ function allSubjects(s: Subjects, host: string, job: string): string[] {
     s.leave(host),
     s.poolAll(),
     s.hostCommand(host),
-    s.report(),
-    ...OPS.map((op) => s.api(op)),
-    s.jobEvents(job),
+    s.report(host),
+    s.reportAll(),
+    ...OPS.map((op) => s.api(op, 'submitter-a')),
+    s.apiAll(),
+    s.jobEvents('operator', job),
   ]
 }
 
@@ -45,14 +47,34 @@ describe('protocol subjects', () => {
     expect(s.leave('h1')).to.equal('shoal.prod.pool.leave.h1')
     expect(s.poolAll()).to.equal('shoal.prod.pool.>')
     expect(s.hostCommand('h1')).to.equal('shoal.prod.host.h1.cmd')
-    expect(s.report()).to.equal('shoal.prod.bal.report')
-    expect(OPS.map((op) => s.api(op))).to.deep.equal([
-      'shoal.prod.api.submit',
-      'shoal.prod.api.cancel',
-      'shoal.prod.api.job',
-      'shoal.prod.api.status',
+    expect(s.report('h1')).to.equal('shoal.prod.bal.report.h1')
+    expect(s.reportAll()).to.equal('shoal.prod.bal.report.*')
+    expect(OPS.map((op) => s.api(op, 'submitter-a'))).to.deep.equal([
+      'shoal.prod.api.submit.submitter-a',
+      'shoal.prod.api.cancel.submitter-a',
+      'shoal.prod.api.job.submitter-a',
+      'shoal.prod.api.status.submitter-a',
     ])
-    expect(s.jobEvents('job-1')).to.equal('shoal.prod.job.job-1.ev')
+    expect(s.apiAll()).to.equal('shoal.prod.api.*.*')
+    expect(s.jobEvents('submitter-a', 'job-1')).to.equal('shoal.prod.job.submitter-a.job-1.ev')
+    expect(s.inbox('host-h1')).to.equal('_INBOX.prod.host-h1')
+    expect(hostIdentity('h1')).to.equal('host-h1')
+  })
+
+  it('reads the sender back from report and API subjects, and nothing from others', () => {
+    expect(s.parseReport(s.report('h-7'))).to.equal('h-7')
+    expect(s.parseReport('shoal.prod.bal.report')).to.equal(null)
+    expect(s.parseReport('shoal.prod.bal.report.a.b')).to.equal(null)
+    expect(s.parseReport('shoal.other.bal.report.h1')).to.equal(null)
+    expect(s.parseApi(s.api('drain', 'operator-ann'))).to.deep.equal({ op: 'drain', identity: 'operator-ann' })
+    expect(s.parseApi(`shoal.prod.api.drain.host-${'x'.repeat(64)}`)).to.deep.equal({ op: 'drain', identity: `host-${'x'.repeat(64)}` })
+    expect(s.parseApi('shoal.prod.api.drain')).to.equal(null)
+    expect(s.parseApi('shoal.prod.api.drain.a.b')).to.equal(null)
+  })
+
+  it('tells operators from everyone else', () => {
+    expect(['operator', 'operator-ann'].map(isOperator)).to.deep.equal([true, true])
+    expect(['submitter', 'submitter-operator', 'operators', 'balancer', 'host-operator'].map(isOperator)).to.deep.equal([false, false, false, false, false])
   })
 
   it('starts every subject with shoal.<cluster>.', () => {
@@ -130,7 +152,8 @@ describe('protocol subjects', () => {
           (x: string) => s.heartbeat(x),
           (x: string) => s.leave(x),
           (x: string) => s.hostCommand(x),
-          (x: string) => s.jobEvents(x),
+          (x: string) => s.jobEvents('operator', x),
+          (x: string) => s.report(x),
         ]) {
           const err = shoalError(() => build(id))
           expect(err.message).to.include(JSON.stringify(id))
@@ -154,7 +177,9 @@ describe('protocol subjects', () => {
 
     it('names what kind of id it refused', () => {
       expect(shoalError(() => s.heartbeat('a.b')).message).to.include('host id')
-      expect(shoalError(() => s.jobEvents('a.b')).message).to.include('job id')
+      expect(shoalError(() => s.jobEvents('operator', 'a.b')).message).to.include('job id')
+      expect(shoalError(() => s.jobEvents('a.b', 'j')).message).to.include('job owner')
+      expect(shoalError(() => s.inbox('a b')).message).to.include('identity')
     })
   })
 

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { spawnShoal, stopChild } from '../../lib/cli/spawn.ts'
-import { ShoalClient } from '../../lib/sdk/client.ts'
+import { ShoalClient, type ShoalClientOptions } from '../../lib/sdk/client.ts'
 import type { HostSummary } from '../../lib/protocol/messages.ts'
 
 let counter = 0
@@ -37,6 +37,12 @@ export interface ClusterOptions {
    * or balancer id), for callers that must read whole logs: `log()` keeps only the last chunks.
    */
   onLine?: (name: string, line: string) => void
+  /** Cluster name; default one of its own (t<pid>x<n>). */
+  cluster?: string
+  /** Extra environment for the balancers (SHOAL_CONFIG of a secured cluster's balancer, say). */
+  balancerEnv?: Record<string, string>
+  /** Options of the test's own client (credentials, identity); default an open operator client. */
+  client?: Partial<ShoalClientOptions>
 }
 
 export class TestCluster {
@@ -54,7 +60,7 @@ export class TestCluster {
     readonly url: string,
     private readonly opts: ClusterOptions,
   ) {
-    this.cluster = `t${process.pid}x${++counter}`
+    this.cluster = opts.cluster ?? `t${process.pid}x${++counter}`
     this.env = { ...(process.env as Record<string, string>), SHOAL_NATS_URL: url, SHOAL_CLUSTER: this.cluster, SHOAL_LOG_LEVEL: 'info', ...opts.env }
   }
 
@@ -65,7 +71,7 @@ export class TestCluster {
     const balancers = (this.opts.balancers ?? ['b1']).map((b) => (typeof b === 'string' ? { id: b } : b))
     for (const b of balancers) this.startBalancer(b.id, b.nats)
     for (const h of this.opts.hosts) this.startHost(h.id, h.args, h.env, h.cpus)
-    this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000 })
+    this.client = await ShoalClient.connect({ servers: this.url, cluster: this.cluster, requestTimeoutMs: 5000, ...this.opts.client })
     await this.waitFor(async () => (await this.client.status().then(() => true, () => false)), 30_000, 'the balancer to answer')
     await this.waitFor(async () => (await this.aliveHosts()).length === this.opts.hosts.length, 30_000, 'hosts to join')
     if (balancers.length > 1 && this.opts.waitForStandbys !== false) {
@@ -76,7 +82,7 @@ export class TestCluster {
 
   /** Starts balancer `id` (default `b1`), optionally on NATS URL(s) of its own. */
   startBalancer(id = 'b1', nats?: string): ChildProcess {
-    const child = this.spawn(id, ['balancer', '--id', id, ...(this.opts.balancerArgs ?? [])], nats ? { SHOAL_NATS_URL: nats } : {})
+    const child = this.spawn(id, ['balancer', '--id', id, ...(this.opts.balancerArgs ?? [])], { ...this.opts.balancerEnv, ...(nats ? { SHOAL_NATS_URL: nats } : {}) })
     this.balancers.set(id, child)
     this.balancer = child
     return child

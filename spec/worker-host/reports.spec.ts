@@ -56,7 +56,7 @@ describe('host result delivery and term fencing', function () {
   function balancer(answer: (r: Report, i: number) => unknown): Report[] {
     const got: Report[] = []
     subs.push(
-      bus.serve(subjects.report(), reportSchema, (r) => {
+      bus.serve(subjects.report('h1'), reportSchema, (r) => {
         const i = got.filter((g) => g.t === r.t).length
         got.push(r)
         const a = answer(r, i)

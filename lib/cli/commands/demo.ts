@@ -3,11 +3,21 @@
  * (JetStream, free port, temporary store), a balancer, and N host processes; runs count-primes
  * over [0, 10⁷); shows where the shares ran; checks the result (664,579); stops everything.
  * The balancer and every host serve Prometheus metrics on free ports while it runs.
+ *
+ * The cluster is open (no authentication), and the demo says so; `--secure` runs the same on a
+ * secured cluster made by `shoal auth init --tls` in a temporary directory: TLS, one nkey identity
+ * per process, the generated least-privilege permissions.
  */
 
 import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { Command } from 'commander'
+import { authInit } from '../../auth/generate.ts'
 import { BalancerNode } from '../../balancer/node.ts'
+import { authOptions } from '../../nats-connect.ts'
+import { Subjects, hostIdentity } from '../../protocol/subjects.ts'
 import { loadConfig } from '../../config/mod.ts'
 import { ShoalError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
@@ -20,6 +30,7 @@ import { ProgressLine } from '../progress.ts'
 
 interface DemoFlags {
   hosts: string
+  secure?: boolean
   json?: boolean
   to: string
 }
@@ -32,6 +43,7 @@ export function demoCommand(): Command {
     .description('start nats-server, a balancer and N hosts, count primes below 10^7 across them, stop')
     .option('--hosts <n>', 'number of host processes', '3')
     .option('--to <n>', 'count primes in [0, n)', '10000000')
+    .option('--secure', 'run on a secured cluster: TLS, one nkey identity per process, least-privilege permissions (shoal auth init)')
     .option('--json', 'print one JSON document on stdout')
     .action(async (o: DemoFlags) => {
       const json = o.json === true
@@ -42,24 +54,45 @@ export function demoCommand(): Command {
       let balancer: BalancerNode | undefined
       let client: ShoalClient | undefined
       const children: ChildProcess[] = []
+      let authDir: string | undefined
       try {
         const hostCount = parseIntArg('--hosts', o.hosts)
         const to = parseIntArg('--to', o.to)
-        nats = await startNatsServer()
-        say(`nats-server listening on ${nats.url} (JetStream store ${nats.storeDir})`)
         const cluster = `demo${process.pid}`
-        const config = loadConfig({ overrides: { cluster, nats: { url: nats.url }, log: { level: 'warn' }, balancer: { metricsPort: 0 } } as never })
+        const hostIds = Array.from({ length: hostCount }, (_, i) => `demo-h${i + 1}`)
+        // Secured: every process reads its own generated config (its seed, the CA).
+        const configOf = (identity: string) => (authDir === undefined ? undefined : path.join(authDir, `${identity}.yaml`))
+        if (o.secure) {
+          authDir = mkdtempSync(path.join(tmpdir(), 'shoal-demo-auth-'))
+          const port = await freePort()
+          await authInit({ dir: authDir, cluster, hosts: hostIds, tls: true, port })
+          nats = await startNatsServer({ port, jetstream: false, args: ['-c', path.join(authDir, 'server.conf')] })
+          say(`nats-server listening on ${nats.url}, secured: TLS with a CA made just now, one nkey identity per process and least-privilege permissions (shoal auth init ${authDir} --tls; see docs/SECURITY.md)`)
+        } else {
+          nats = await startNatsServer()
+          say(`nats-server listening on ${nats.url} (JetStream store ${nats.storeDir})`)
+          say('this demo cluster is open: no authentication, anyone who reaches its port may act (try --secure, and see docs/SECURITY.md)')
+        }
+        const balancerFile = configOf('balancer')
+        const config = loadConfig({ ...(balancerFile ? { file: balancerFile } : {}), overrides: { cluster, nats: { url: nats.url }, log: { level: 'warn' }, balancer: { metricsPort: 0 } } as never })
         balancer = await BalancerNode.start({ config, logger: createLogger('shoal-balancer', 'warn') })
-        const env = { ...process.env, SHOAL_CLUSTER: cluster, SHOAL_NATS_URL: nats.url, SHOAL_LOG_LEVEL: 'warn' }
         const hostPorts: number[] = []
-        for (let i = 1; i <= hostCount; i++) {
+        for (const id of hostIds) {
           const port = await freePort()
           hostPorts.push(port)
-          const child = spawnShoal(['host', '--id', `demo-h${i}`, '--metrics-port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] })
+          const file = configOf(hostIdentity(id))
+          const env = { ...process.env, SHOAL_CLUSTER: cluster, SHOAL_NATS_URL: nats.url, SHOAL_LOG_LEVEL: 'warn', ...(file ? { SHOAL_CONFIG: file } : {}) }
+          const child = spawnShoal(['host', '--id', id, '--metrics-port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] })
           children.push(child)
         }
         say(`metrics: balancer ${balancer.metricsUrl}, hosts ${hostPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join(', ')}`)
-        client = await ShoalClient.connect({ servers: nats.url, cluster })
+        const submitterFile = configOf('submitter')
+        if (submitterFile) {
+          const sub = loadConfig({ file: submitterFile, env: {} })
+          client = await ShoalClient.connect({ servers: nats.url, cluster, identity: sub.client.identity, nats: authOptions({ ...sub.nats, inboxPrefix: new Subjects(cluster).inbox(sub.client.identity) }) })
+        } else {
+          client = await ShoalClient.connect({ servers: nats.url, cluster })
+        }
         const hosts = await waitForHosts(client, hostCount, 20_000)
         say(`started a balancer and ${hosts.length} hosts: ${hosts.map((h) => `${h.hostId} (${h.capacity.slots} slots)`).join(', ')}`)
 
@@ -94,6 +127,7 @@ export function demoCommand(): Command {
         await Promise.all(children.map((c) => stopChild(c)))
         await balancer?.stop()
         await nats?.stop()
+        if (authDir !== undefined) rmSync(authDir, { recursive: true, force: true })
       }
     })
 }

@@ -8,7 +8,7 @@
 import { Command } from 'commander'
 import { ShoalError } from '../../errors.ts'
 import { connectNats } from '../../nats-connect.ts'
-import { Subjects } from '../../protocol/subjects.ts'
+import { BALANCER_IDENTITY, Subjects } from '../../protocol/subjects.ts'
 import { clientOptions, clientSettings, type ClientFlags } from '../client-options.ts'
 import { printJson, reportError } from '../output.ts'
 
@@ -51,8 +51,11 @@ async function withNats(o: ClientFlags, fn: (nc: Awaited<ReturnType<typeof conne
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined
   try {
     const { nats, cluster } = clientSettings(o)
-    nc = await connectNats(nats, 'shoal-store')
-    await fn(nc, new Subjects(cluster))
+    const subjects = new Subjects(cluster)
+    // Bucket administration is JetStream API work, which a secured cluster allows the balancer
+    // identity only: run it with the balancer's config, and take replies on the balancer's inboxes.
+    nc = await connectNats({ ...nats, inboxPrefix: subjects.inbox(BALANCER_IDENTITY) }, 'shoal-store')
+    await fn(nc, subjects)
   } catch (e) {
     reportError(e, o.json === true)
   } finally {
