@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   E_AUTH: false,
   /** The caller may not do this: NATS refused the subject, or the balancer refused the identity (another's job, a submitter acting as operator). */
   E_FORBIDDEN: false,
+  /** A share's assignment was refused by host after host (or cannot be sent at all): its job fails instead of retrying forever. */
+  E_UNPLACEABLE: false,
   /** A bug: something that should not happen did. */
   E_INTERNAL: false,
 } as const satisfies Record<string, boolean>

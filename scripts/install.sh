@@ -112,6 +112,23 @@ else
   say "prometheus installed at $prom_bin (its system service is not running; tests start their own)"
 fi
 
+# --- openssl -------------------------------------------------------------------------------
+# `shoal auth init --tls` (and so `npm run demo -- --secure` and the security tests) makes its CA
+# and certificates with openssl; most systems have it, slim container images may not.
+if command -v openssl >/dev/null 2>&1; then
+  say "openssl found, skipping apt-get"
+else
+  command -v apt-get >/dev/null 2>&1 || die 'openssl is missing and apt-get is not available: install openssl yourself.'
+  sudo=''
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die 'openssl is missing; installing it needs root. Run: apt-get install openssl'
+    sudo='sudo'
+  fi
+  say 'installing openssl with apt-get ...'
+  [[ "${apt_updated:-}" == 1 ]] || { $sudo apt-get update; apt_updated=1; }
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl
+fi
+
 # --- npm dependencies and build ------------------------------------------------------------
 command -v npm >/dev/null 2>&1 || die "npm was not found on PATH. $need_node"
 say 'installing dependencies with npm ci (this also builds dist/) ...'

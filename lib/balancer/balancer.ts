@@ -44,7 +44,9 @@ import {
   type Submit,
 } from '../protocol/messages.ts'
 import { SUBMITTER_OPS, Subjects, isOperator } from '../protocol/subjects.ts'
-import { Membership, type MembershipEvent } from '../pool/membership.ts'
+import { fitStatus } from './status-fit.ts'
+import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
+import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { LoadHistory } from './core/load-history.ts'
@@ -116,6 +118,7 @@ export class Balancer {
   private readonly admitting = new Map<string, Promise<unknown>>()
   /** Hosts in maintenance mode (persisted in the hosts bucket). */
   private readonly draining = new Set<string>()
+  private readonly refusals = new AssignRefusals()
   /** Shares a migration is moving right now: nothing else touches them meanwhile. */
   private readonly moving = new Set<string>()
   /** Slots promised to migrations in flight, by target host. */
@@ -405,6 +408,8 @@ export class Balancer {
         this.live.set(s.shareId, { epoch: s.epoch, position: s.position, unitsPerSec: s.unitsPerSec, cpuDemand: s.busy })
         continue
       }
+      // Done here under this epoch: the host's heartbeat was sent before it forgot the share.
+      if (rec && rec.status === 'done' && rec.epoch === s.epoch && rec.hosts.at(-1) === hb.hostId) continue
       const key = `${hb.hostId}/${s.shareId}/${s.epoch}`
       if (!acting || this.dropsSent.has(key)) continue
       this.dropsSent.add(key)
@@ -419,6 +424,7 @@ export class Balancer {
       this.log.info({ host: e.hostId, from: e.from, to: e.to }, `host ${e.to}`)
       if (e.to === 'dead' || e.to === 'left') {
         this.loads.forgetHost(e.hostId)
+        this.refusals.forgetHost(e.hostId)
         this.reclaimShares(e.hostId, e.to === 'dead' ? 'host-lost' : 'host-left')
       }
       if (e.to === 'alive') this.kick()
@@ -630,7 +636,10 @@ export class Balancer {
         return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
       }
       case 'status': {
-        const hosts = this.membership.all().map((h) => hostSummary(h, this.runningOn(h.hostId), this.draining.has(h.hostId), now))
+        // Hosts that are there first: if the reply must shrink, the dead and departed go first.
+        const hosts = this.membership.all()
+          .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state])
+          .map((h) => hostSummary(h, this.runningOn(h.hostId), this.draining.has(h.hostId), now))
         const jobs = [...this.jobs.values()]
           .filter((j) => mayActOn(j, identity))
           .sort((a, b) => b.submittedAt - a.submittedAt)
@@ -638,7 +647,9 @@ export class Balancer {
           .map((j) => this.summary(j, now, !isFinal(j.state)))
         const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
         const { leader, standbys } = this.leadership()
-        return { v: V, t: 'status', hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}), leader, standbys }
+        const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}), leader, standbys }
+        // 4 KiB to spare for the NATS headers and the fields fitStatus does not cut.
+        return fitStatus(reply, (r) => this.bus.codec.sizeOf(r), this.bus.codec.maxMessageBytes - 4096)
       }
       case 'migrate':
         return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
@@ -694,6 +705,7 @@ export class Balancer {
     if (m.shares !== undefined && m.shares > maxPerJob) {
       throw new ShoalError('E_BAD_JOB', `shares must be at most shares.maxPerJob (${maxPerJob}) (got ${m.shares})`)
     }
+    this.assertAssignable(m)
     const candidates = this.membership.alive().filter((h) => h.heartbeat.processors.includes(m.processor))
     await this.validateInput(m, candidates.map((h) => h.hostId))
 
@@ -728,6 +740,24 @@ export class Balancer {
     this.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
     this.kick()
     return this.summary(job, now, false)
+  }
+
+  /**
+   * Refuses an input no assignment could carry: a share's assignment holds the input and a few
+   * more fields than the submission did, so an input just under the limit would be admitted and
+   * then never sent (issue 10 saw 576 tries in 8 s). Measured on the largest assignment the job
+   * can produce, without its checkpoint state.
+   */
+  private assertAssignable(m: Submit): void {
+    const codec = this.bus.codec
+    const big = Number.MAX_SAFE_INTEGER
+    const share = { shareId: `${m.jobId}-s${big}`, jobId: m.jobId, epoch: big, processor: m.processor, input: m.input, from: m.to, to: m.to, position: m.to, unitsDone: m.to }
+    const bytes = codec.sizeOf({ v: V, t: 'assign', term: big, share })
+    if (bytes <= codec.maxMessageBytes) return
+    const inputBytes = codec.sizeOf(m.input)
+    throw new ShoalError('E_MSG_TOO_LARGE', `input is ${inputBytes} bytes: a share's assignment would be ${bytes} bytes, over protocol.maxMessageBytes (${codec.maxMessageBytes}); keep the input under ${codec.maxMessageBytes - (bytes - inputBytes)} bytes, or pass large data by reference (a path or URL the hosts can read)`, {
+      details: { inputBytes, assignmentBytes: bytes, limit: codec.maxMessageBytes },
+    })
   }
 
   /** Asks one host that has the processor to check the input; an unreachable host does not block. */
@@ -801,6 +831,7 @@ export class Balancer {
     const view = buildClusterView({
       hosts: this.membership.all(),
       draining: this.draining,
+      benched: this.refusals.benched(Date.now()),
       incoming: this.incoming,
       coreSpeeds: this.coreSpeeds,
       jobs: [...this.jobs.values()].filter((j) => !isFinal(j.state)),
@@ -923,7 +954,10 @@ export class Balancer {
         share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
       })
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
+      this.refusals.hostAccepted(hostId)
+      this.refusals.shareSettled(shareId)
     } catch (e) {
+      if (await this.assignRefused(s, epoch, hostId, e)) return
       // The host did not take it: back to pending. If it did take it after all (a timeout), its
       // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
       this.log.warn({ share: shareId, host: hostId, err: (e as Error).message }, 'assignment failed; share back to pending')
@@ -935,6 +969,31 @@ export class Balancer {
         setTimeout(() => this.kick(), 250)
       }
     }
+  }
+
+  /**
+   * Bookkeeping of a failed assignment. A message too large to send fails the job at once (no
+   * host could ever take it); a host that keeps refusing is benched for a while; a share refused
+   * MAX_ASSIGN_REFUSALS times fails its job. True when the share was failed here.
+   */
+  private async assignRefused(s: ShareRecord, epoch: number, hostId: string, e: unknown): Promise<boolean> {
+    const err = e instanceof ShoalError ? e : new ShoalError('E_INTERNAL', String(e))
+    if (err.code === 'E_NOT_LEADER' || s.status !== 'running' || s.epoch !== epoch || this.stopped) return false
+    const current = () => s.status === 'running' && s.epoch === epoch
+    if (err.code === 'E_MSG_TOO_LARGE') {
+      this.refusals.shareSettled(s.shareId)
+      await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${s.shareId} cannot be sent to any host: ${err.message}. The job's input and the share's inline checkpoint state must fit in protocol.maxMessageBytes together`, { cause: err })))
+      return true
+    }
+    const benchMs = this.refusals.hostRefused(hostId, Date.now())
+    if (benchMs !== undefined) this.log.warn({ host: hostId, benchMs, err: err.message }, `host ${hostId} refused assignments again and again: nothing new goes there for ${benchMs} ms`)
+    // A host that answered no (not one that could not be reached) counts against the share.
+    if (err.code === 'E_TIMEOUT' || err.code === 'E_UNAVAILABLE') return false
+    const tries = this.refusals.shareRefused(s.shareId)
+    if (tries < MAX_ASSIGN_REFUSALS || !current()) return false
+    this.refusals.shareSettled(s.shareId)
+    await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${s.shareId} was refused by hosts ${tries} times; the last refusal, by ${hostId}: ${err.code}: ${err.message}`, { cause: err })))
+    return true
   }
 
   // ------------------------------------------------------------------ migration and drain
@@ -1322,6 +1381,9 @@ function describeActions(actions: readonly Action[]): string {
   }
   return [...n].map(([k, c]) => `${c} ${k}`).join(', ')
 }
+
+/** Order of host states in a status reply. */
+const STATE_ORDER: Record<HostState, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
 
 /** Who submitted `job`: records from before identities were kept belong to operators. */
 function jobOwner(job: JobRecord): string {

@@ -384,6 +384,8 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     leader: z.object({ id, pid: count, term, since: ms }).optional(),
     /** Balancers standing by to take over, as the leader hears them. */
     standbys: z.array(z.object({ id, pid: count })).optional(),
+    /** What was left out to keep the reply under the message limit (absent: nothing). */
+    omitted: z.object({ hosts: count, jobs: count, shares: count, history: count }).optional(),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({

@@ -46,6 +46,11 @@ export interface ClusterStatus {
   leader?: { id: string; pid: number; term: number; since: number }
   /** Balancers standing by to take over. */
   standbys?: Array<{ id: string; pid: number }>
+  /**
+   * What the balancer left out to keep its answer under the message limit (a very large pool, or
+   * jobs with very many shares): counts of hosts, jobs, share lists and history entries.
+   */
+  omitted?: { hosts: number; jobs: number; shares: number; history: number }
 }
 
 /** Options of {@link ShoalClient.connect}. */
@@ -190,6 +195,7 @@ export class ShoalClient {
     if (r.balance) st.balance = r.balance
     if (r.leader) st.leader = r.leader
     if (r.standbys) st.standbys = r.standbys
+    if (r.omitted) st.omitted = r.omitted
     return st
   }
 

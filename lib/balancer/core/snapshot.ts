@@ -7,6 +7,8 @@
  * - Alive hosts are in the view as they are. A suspect host (missed beats, not yet dead) is in it
  *   too, so its load counts, but with no free slot and all its shares busy: nothing is placed on,
  *   split onto or migrated off a host that may be gone (a pause there would time out).
+ * - A benched host (it refused several assignments in a row) takes nothing new either, for a
+ *   while; what runs there stays and may move as usual.
  * - Slots promised to migrations and splits in flight (`incoming`) are taken off the target's
  *   slots, so a cycle never gives the same slot twice.
  * - A running share whose host is not in the view (dead, not yet reclaimed) is left out: failover
@@ -74,6 +76,8 @@ export interface LiveShare {
 export interface SnapshotInput {
   hosts: Iterable<SnapshotHost>
   draining: ReadonlySet<string>
+  /** Hosts that take nothing new for now (they kept refusing assignments). */
+  benched?: ReadonlySet<string>
   /** Slots promised to migrations and splits in flight, by target host. */
   incoming: ReadonlyMap<string, number>
   /** Core speeds earlier plans measured (`Plan.coreSpeeds`), by host. */
@@ -163,8 +167,8 @@ export function buildClusterView(input: SnapshotInput): ClusterView {
       shares.push(view)
     }
   }
-  // A suspect host takes nothing new: its slots are exactly what already runs there.
-  for (const h of hosts) if (suspect.has(h.hostId)) h.slots = running.get(h.hostId) ?? 0
+  // A suspect or benched host takes nothing new: its slots are exactly what already runs there.
+  for (const h of hosts) if (suspect.has(h.hostId) || input.benched?.has(h.hostId)) h.slots = Math.min(h.slots, running.get(h.hostId) ?? 0)
 
   const view: ClusterView = { hosts, shares }
   if (input.stun.stunBaseMs !== undefined) view.stunBaseMs = input.stun.stunBaseMs

@@ -107,6 +107,16 @@ export function renderStatus(st: ClusterStatus): string {
     lines.push('', 'REJECTED MESSAGES')
     for (const [k, n] of rej) lines.push(`  ${n}  ${k}`)
   }
+  const o = st.omitted
+  if (o) {
+    const parts = [
+      o.hosts ? `${o.hosts} more hosts (dead and departed first)` : '',
+      o.jobs ? `${o.jobs} more jobs` : '',
+      o.shares ? `the share lists of unfinished jobs (${o.shares} shares; the SDK's fetchJob(id, true) has them)` : '',
+      o.history ? `${o.history} older migrations and failovers` : '',
+    ].filter(Boolean)
+    lines.push('', `NOT SHOWN (the answer had to fit in one message): ${parts.join(', ')}`)
+  }
   return lines.join('\n') + '\n'
 }
 
