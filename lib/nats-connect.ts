@@ -106,7 +106,7 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
   } catch (e) {
     const wait = how.waitForServer
     if (!wait || isRefusal(e)) throw unavailable(s.url, e)
-    wait.onWaiting(`NATS at ${s.url} does not answer (${(e as Error).message}): waiting for it, retrying every ${opts.reconnectTimeWait} ms`)
+    wait.onWaiting(`NATS at ${redactUrl(s.url)} does not answer (${redactUrl((e as Error).message)}): waiting for it, retrying every ${opts.reconnectTimeWait} ms`)
     // waitOnFirstConnect: the client's dial loop keeps trying every server in the list instead
     // of giving up after the first round.
     const nc = await connect({ ...opts, waitOnFirstConnect: true }).catch((err: unknown) => {

@@ -5,7 +5,7 @@
  *
  * Roles and identities:
  *   balancer            every balancer process (leader and standbys); the only JetStream API user
- *   host-<hostId>       one per host: only its own heartbeats, leave, reports and commands
+ *   host-<hostId>       one per host: only its own heartbeats, leave, reports, state chunks and commands; no JetStream
  *   submitter[-<name>]  submits jobs and reads, follows and cancels its own
  *   operator[-<name>]   may also drain, migrate, retune and cancel any job
  *
@@ -42,27 +42,6 @@ export function identityOf(name: string): Identity {
 const kvStream = (bucket: string) => `KV_${bucket}`
 const objStream = (bucket: string) => `OBJ_${bucket}`
 
-/**
- * What a host needs of the checkpoint object store: read a state to resume (stream info, direct
- * or message get of an object's metadata, an ordered consumer over its chunks) and write a state
- * (publish chunks and metadata). It may not create, delete or purge the stream, nor touch any
- * other stream: the balancer creates the store and deletes objects.
- */
-function checkpointStoreAccess(bucket: string): string[] {
-  const stream = objStream(bucket)
-  return [
-    `$JS.API.STREAM.INFO.${stream}`,
-    `$JS.API.STREAM.MSG.GET.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.CONSUMER.CREATE.${stream}`,
-    `$JS.API.CONSUMER.CREATE.${stream}.>`,
-    `$JS.API.CONSUMER.DELETE.${stream}.*`,
-    `$JS.FC.${stream}.>`,
-    `$O.${bucket}.C.*`,
-    `$O.${bucket}.M.*`,
-  ]
-}
-
 export function permissionsFor(cluster: string, id: Identity): Permissions {
   const s = new Subjects(cluster)
   const p = s.prefix
@@ -77,13 +56,15 @@ export function permissionsFor(cluster: string, id: Identity): Permissions {
           `${p}.job.>`,
           s.presenceAll(),
           // It creates, inspects and administers the cluster's streams: the JetStream API is its
-          // alone (a host gets the few calls the checkpoint store needs; clients get none).
+          // alone. Nobody else gets any: JetStream answers to whatever reply subject a caller
+          // names, with its own rights, so any JetStream permission would let its holder write
+          // JetStream's answer into a KV bucket or onto another identity's subjects.
           '$JS.API.>',
           ...buckets.map((b) => `$KV.${b}.>`),
           `$O.${ckpt}.>`,
           ...[...buckets.map(kvStream), objStream(ckpt)].flatMap((st) => [`$JS.ACK.${st}.>`, `$JS.FC.${st}.>`]),
         ],
-        subscribe: [s.poolAll(), s.reportAll(), s.apiAll(), s.presenceAll(), inbox],
+        subscribe: [s.poolAll(), s.reportAll(), s.blobAll(), s.apiAll(), s.presenceAll(), inbox],
         allowResponses: true,
       }
     }
@@ -91,7 +72,7 @@ export function permissionsFor(cluster: string, id: Identity): Permissions {
       const hostId = id.hostId ?? ''
       if (hostIdentity(hostId) !== id.name) throw new Error(`identity ${id.name} is not a host's`)
       return {
-        publish: [s.heartbeat(hostId), s.leave(hostId), s.report(hostId), ...checkpointStoreAccess(s.bucket('ckpt'))],
+        publish: [s.heartbeat(hostId), s.leave(hostId), s.report(hostId), s.blob(hostId)],
         subscribe: [s.hostCommand(hostId), s.presenceAll(), inbox],
         allowResponses: true,
       }

@@ -30,8 +30,11 @@ import {
   hostReplySchema,
   leaveSchema,
   reportSchema,
+  blobRequestSchema,
   type ApiReply,
   type ApiRequest,
+  type BlobReply,
+  type BlobRequest,
   type Heartbeat,
   type HostCommand,
   type CheckpointMsg,
@@ -43,7 +46,8 @@ import {
   type ReportReply,
   type Submit,
 } from '../protocol/messages.ts'
-import { SUBMITTER_OPS, Subjects, isOperator } from '../protocol/subjects.ts'
+import { BALANCER_IDENTITY, SUBMITTER_OPS, Subjects, hostIdentity, isOperator, type ApiOp } from '../protocol/subjects.ts'
+import { BlobProxy } from './blob-proxy.ts'
 import { fitStatus } from './status-fit.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
@@ -119,6 +123,7 @@ export class Balancer {
   /** Hosts in maintenance mode (persisted in the hosts bucket). */
   private readonly draining = new Set<string>()
   private readonly refusals = new AssignRefusals()
+  private readonly blobs: BlobProxy
   /** Shares a migration is moving right now: nothing else touches them meanwhile. */
   private readonly moving = new Set<string>()
   /** Slots promised to migrations in flight, by target host. */
@@ -166,7 +171,7 @@ export class Balancer {
     this.log = opts.logger.child({ term: opts.fence.term })
     this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(opts.config.cluster)
-    this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes))
+    this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY) })
     this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs })
     this.fence = opts.fence
     this.loads = new LoadHistory(opts.config.balancer.loadWindowMs)
@@ -186,6 +191,7 @@ export class Balancer {
         },
       },
     })
+    this.blobs = new BlobProxy(this.store.blobStore(), { maxBytes: opts.config.shares.maxCheckpointBytes + 1024 })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
     // Every bucket's series exists from the start, so rate() and the dashboards see zeros, not gaps.
     for (const b of [opts.buckets.jobs, opts.buckets.shares, opts.buckets.hosts]) this.metrics.storeRetries.inc({ bucket: b.name }, 0)
@@ -282,8 +288,13 @@ export class Balancer {
     const s = this.subjects
     this.subs.push(
       this.bus.subscribe(s.poolAll(), heartbeatSchema.or(leaveSchema), (msg, subject) => this.onPool(msg, subject)),
-      this.bus.serve(s.reportAll(), reportSchema, (r, raw) => this.onReportFrom(r, raw.subject)),
-      this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.onApiFrom(r, raw.subject)),
+      // Answers go only to the inbox of the identity the subject names (lib/protocol/bus.ts).
+      this.bus.serve(s.reportAll(), reportSchema, (r, raw) => this.onReportFrom(r, raw.subject), { replyInbox: (subj) => inboxOfHost(s, s.parseReport(subj)) }),
+      this.bus.serve(s.blobAll(), blobRequestSchema, (r, raw) => this.onBlob(r, raw.subject), { replyInbox: (subj) => inboxOfHost(s, s.parseBlob(subj)) }),
+      this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.onApiFrom(r, raw.subject), { replyInbox: (subj) => {
+        const who = s.parseApi(subj)?.identity
+        return who === undefined ? undefined : s.inbox(who)
+      } }),
     )
     const tickMs = this.tickMs()
     this.lastTickAt = Date.now()
@@ -480,6 +491,35 @@ export class Balancer {
     return this.onReport(r)
   }
 
+  /**
+   * A large state from or for a host, in chunks. A host may store states only of a share it runs
+   * (under that epoch) and read only the state of a share assigned to it.
+   */
+  private async onBlob(r: BlobRequest, subject: string): Promise<BlobReply | typeof NO_REPLY> {
+    if (!this.acting()) return NO_REPLY
+    const from = this.subjects.parseBlob(subject)
+    if (from !== r.hostId) {
+      this.bus.rejects.count(subject, 'identity')
+      throw new ShoalError('E_FORBIDDEN', `a blob request on ${subject} must name host ${from ?? '(none)'}, not ${r.hostId}`)
+    }
+    const [shareId, epoch, owner] = r.name.split('.')
+    const s = this.shares.get(shareId ?? '')
+    if (r.t === 'blob-put') {
+      if (!s || owner !== r.hostId || s.host !== r.hostId || s.status !== 'running' || s.epoch !== Number(epoch)) {
+        this.bus.rejects.count(subject, 'forbidden')
+        throw new ShoalError('E_STALE_EPOCH', `host ${r.hostId} does not run share ${shareId} at epoch ${epoch}: it may not store ${r.name}`)
+      }
+      await this.blobs.put(r.hostId, r.name, r.index, r.count, r.total, r.chunk, Date.now())
+      return { v: V, t: 'ok' }
+    }
+    if (!s || s.host !== r.hostId || s.status !== 'running' || s.stateRef?.name !== r.name) {
+      this.bus.rejects.count(subject, 'forbidden')
+      throw new ShoalError('E_FORBIDDEN', `host ${r.hostId} may read only the state of a share assigned to it, not ${r.name}`)
+    }
+    const { chunk, total } = await this.blobs.get(r.name, r.offset, r.length)
+    return { v: V, t: 'blob', total, chunk }
+  }
+
   private async onReport(r: Report): Promise<ReportReply | typeof NO_REPLY> {
     // Not leading (lease unconfirmed, stepping down): stay silent, so the host's request reaches
     // the leader or times out and is sent again.
@@ -608,11 +648,11 @@ export class Balancer {
   }
 
   /** The job `jobId`, if `identity` may see and act on it. */
-  private jobFor(jobId: string, identity: string): JobRecord {
+  private jobFor(jobId: string, identity: string, op: ApiOp): JobRecord {
     const job = this.jobs.get(jobId)
     if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${jobId}`)
     if (!mayActOn(job, identity)) {
-      this.bus.rejects.count(this.subjects.api('job', identity), 'forbidden')
+      this.bus.rejects.count(this.subjects.api(op, identity), 'forbidden')
       throw new ShoalError('E_FORBIDDEN', `job ${jobId} belongs to another submitter: ${identity} may act only on its own jobs`)
     }
     return job
@@ -627,12 +667,12 @@ export class Balancer {
       case 'submit':
         return { v: V, t: 'job', job: await this.submit(r, identity) }
       case 'cancel': {
-        const job = this.jobFor(r.jobId, identity)
+        const job = this.jobFor(r.jobId, identity, 'cancel')
         if (!isFinal(job.state)) await this.finishJob(job, 'cancelled', {})
         return { v: V, t: 'job', job: this.summary(job, now, false) }
       }
       case 'job': {
-        const job = this.jobFor(r.jobId, identity)
+        const job = this.jobFor(r.jobId, identity, 'job')
         return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
       }
       case 'status': {
@@ -647,9 +687,13 @@ export class Balancer {
           .map((j) => this.summary(j, now, !isFinal(j.state)))
         const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
         const { leader, standbys } = this.leadership()
-        const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: this.rejected(), migrations: this.migrations.slice(-50), failovers: this.failovers.slice(-100), ...(balance ? { balance } : {}), leader, standbys }
-        // 4 KiB to spare for the NATS headers and the fields fitStatus does not cut.
-        return fitStatus(reply, (r) => this.bus.codec.sizeOf(r), this.bus.codec.maxMessageBytes - 4096)
+        // A submitter sees the history of its own jobs only, and no reject counts (they name identities).
+        const operator = isOperator(identity)
+        const mine = (x: { jobId: string }) => operator || (this.jobs.get(x.jobId)?.owner ?? 'operator') === identity
+        const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: operator ? this.rejected() : {}, migrations: this.migrations.filter(mine).slice(-50), failovers: this.failovers.filter(mine).slice(-100), ...(balance ? { balance } : {}), leader, standbys }
+        // Room to spare for the fields fitStatus does not cut.
+        const max = this.bus.codec.maxMessageBytes
+        return fitStatus(reply, (r) => this.bus.codec.sizeOf(r), Math.max(512, Math.min(max - 4096, Math.floor(max * 0.95))))
       }
       case 'migrate':
         return { v: V, t: 'migration', migration: await this.migrate(r.shareId, r.toHost, 'manual') }
@@ -677,7 +721,7 @@ export class Balancer {
     const inFlight = this.admitting.get(m.jobId)
     if (inFlight) await inFlight.catch(() => undefined)
     const existing = this.jobs.get(m.jobId)
-    if (existing) return this.summary(this.jobFor(m.jobId, owner), Date.now(), false)
+    if (existing) return this.summary(this.jobFor(m.jobId, owner, 'submit'), Date.now(), false)
     const admission = this.admit(m, owner)
     this.admitting.set(m.jobId, admission)
     try {
@@ -946,13 +990,21 @@ export class Balancer {
     }
     // While the write waited (a store outage), the share may have been put back or moved on.
     if (s.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
+    const cmd: HostCommand = {
+      v: V,
+      t: 'assign',
+      term: this.fence.term,
+      share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
+    }
+    const bytes = this.bus.codec.sizeOf(cmd)
+    if (bytes > this.bus.codec.maxMessageBytes) {
+      // No host could ever be sent this: fail the job rather than try again and again.
+      this.refusals.shareSettled(shareId)
+      await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${shareId} cannot be sent to any host: its assignment is ${bytes} bytes, over protocol.maxMessageBytes (${this.bus.codec.maxMessageBytes}). The job's input and the share's inline checkpoint state must fit in it together`)))
+      return
+    }
     try {
-      await this.command(hostId, {
-        v: V,
-        t: 'assign',
-        term: this.fence.term,
-        share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
-      })
+      await this.command(hostId, cmd)
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
       this.refusals.hostAccepted(hostId)
       this.refusals.shareSettled(shareId)
@@ -972,23 +1024,19 @@ export class Balancer {
   }
 
   /**
-   * Bookkeeping of a failed assignment. A message too large to send fails the job at once (no
-   * host could ever take it); a host that keeps refusing is benched for a while; a share refused
-   * MAX_ASSIGN_REFUSALS times fails its job. True when the share was failed here.
+   * Bookkeeping of a failed assignment: a host that keeps failing them is benched for a while; a
+   * share refused MAX_ASSIGN_REFUSALS times fails its job. True when the share was failed here.
    */
   private async assignRefused(s: ShareRecord, epoch: number, hostId: string, e: unknown): Promise<boolean> {
     const err = e instanceof ShoalError ? e : new ShoalError('E_INTERNAL', String(e))
-    if (err.code === 'E_NOT_LEADER' || s.status !== 'running' || s.epoch !== epoch || this.stopped) return false
-    const current = () => s.status === 'running' && s.epoch === epoch
-    if (err.code === 'E_MSG_TOO_LARGE') {
-      this.refusals.shareSettled(s.shareId)
-      await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${s.shareId} cannot be sent to any host: ${err.message}. The job's input and the share's inline checkpoint state must fit in protocol.maxMessageBytes together`, { cause: err })))
-      return true
-    }
+    if (s.status !== 'running' || s.epoch !== epoch || this.stopped) return false
+    // Not the host's doing: this balancer was deposed, or the checkpoint store is out for a while.
+    if (err.code === 'E_NOT_LEADER' || err.code === 'E_STALE_TERM' || err.code === 'E_STORE') return false
     const benchMs = this.refusals.hostRefused(hostId, Date.now())
-    if (benchMs !== undefined) this.log.warn({ host: hostId, benchMs, err: err.message }, `host ${hostId} refused assignments again and again: nothing new goes there for ${benchMs} ms`)
+    if (benchMs !== undefined) this.log.warn({ host: hostId, benchMs, err: err.message }, `host ${hostId} failed assignments again and again: nothing new goes there for ${benchMs} ms`)
     // A host that answered no (not one that could not be reached) counts against the share.
     if (err.code === 'E_TIMEOUT' || err.code === 'E_UNAVAILABLE') return false
+    const current = () => s.status === 'running' && s.epoch === epoch
     const tries = this.refusals.shareRefused(s.shareId)
     if (tries < MAX_ASSIGN_REFUSALS || !current()) return false
     this.refusals.shareSettled(s.shareId)
@@ -1217,6 +1265,7 @@ export class Balancer {
     if (how.error) job.error = how.error
     if (state === 'cancelled') job.error = toWire(new ShoalError('E_CANCELLED', `job ${job.jobId} was cancelled`))
     this.metrics.jobDuration.observe({ state }, Math.max(0, job.finishedAt - job.submittedAt) / 1000)
+    for (const s of this.sharesByJob.get(job.jobId) ?? []) this.refusals.shareSettled(s.shareId)
     await this.persistJob(job)
     if (state !== 'completed') {
       for (const s of this.sharesByJob.get(job.jobId) ?? []) {
@@ -1304,7 +1353,9 @@ export class Balancer {
 
   /** Deletes a state object once the record that referenced it is durably replaced (best effort). */
   private dropState(name: string | undefined): void {
-    if (name) this.store.deleteState(name).catch(() => undefined) // best effort, never rejects
+    if (!name) return
+    this.blobs.forget(name)
+    this.store.deleteState(name).catch(() => undefined) // best effort, never rejects
   }
 
   /** Sends a command to a host, only while this balancer may act (commands carry its term). */
@@ -1393,4 +1444,9 @@ function jobOwner(job: JobRecord): string {
 /** Operators may act on every job; anyone else only on their own. */
 function mayActOn(job: JobRecord, identity: string): boolean {
   return isOperator(identity) || jobOwner(job) === identity
+}
+
+/** The inbox a host's request must be answered on, or undefined when `hostId` is none. */
+function inboxOfHost(s: Subjects, hostId: string | null): string | undefined {
+  return hostId === null ? undefined : s.inbox(hostIdentity(hostId))
 }

@@ -77,7 +77,7 @@ export class BalancerNode {
     this.log = logger.child({ balancer: this.id })
     this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(config.cluster)
-    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
+    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY) })
     this.metrics = new BalancerMetrics(() => this.metricsState())
     this.lastEcho = Date.now()
     const packr = new Packr({ useRecords: false, mapsAsObjects: true })

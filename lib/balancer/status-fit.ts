@@ -2,7 +2,8 @@
  * Keeps a `status` reply under the message limit whatever the pool looks like: thousands of hosts
  * (real, or forged heartbeats on an open cluster), jobs with thousands of shares. It drops detail
  * in the order a reader misses least — share lists, then old history, then hosts and jobs past
- * what fits — and says what it left out, so the CLI can print "N more hosts not shown".
+ * what fits, the larger list first — and says what it left out, so the CLI can print "N more
+ * hosts not shown".
  *
  * Pure: the caller passes the encoder's size function. Must never do I/O.
  */
@@ -42,15 +43,14 @@ export function fitStatus<T extends StatusLike>(reply: T, size: (r: T) => number
   if (size(r) <= limit) return r
   omitted.history = Math.max(0, r.migrations.length - HISTORY_KEPT) + Math.max(0, r.failovers.length - HISTORY_KEPT)
   r = { ...r, migrations: r.migrations.slice(-HISTORY_KEPT), failovers: r.failovers.slice(-HISTORY_KEPT) }
-  for (const key of ['hosts', 'jobs'] as const) {
-    const all = r[key] as unknown[]
-    let keep = all.length
-    while (keep > 0 && size(r) > limit) {
-      keep = Math.floor(keep / 2)
-      r = { ...r, [key]: all.slice(0, keep) }
-      omitted[key] = all.length - keep
-    }
-    if (size(r) <= limit) break
+  const all = { hosts: r.hosts, jobs: r.jobs }
+  const keep = { hosts: all.hosts.length, jobs: all.jobs.length }
+  while (size(r) > limit && keep.hosts + keep.jobs > 0) {
+    // Halve whichever list weighs more now: a few jobs with large results must not cost every host.
+    const key = keep.jobs === 0 || (keep.hosts > 0 && size({ ...r, jobs: [] } as T) >= size({ ...r, hosts: [] } as T)) ? 'hosts' : 'jobs'
+    keep[key] = Math.floor(keep[key] / 2)
+    omitted[key] = all[key].length - keep[key]
+    r = { ...r, [key]: all[key].slice(0, keep[key]) }
   }
   return r
 }

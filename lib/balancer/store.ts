@@ -117,6 +117,11 @@ export class Store {
     return this.hosts.put(rec.hostId, rec)
   }
 
+  /** The object store of large checkpoint states, as bytes (hosts reach it through the balancer). */
+  blobStore(): { putBytes(name: string, data: Uint8Array): Promise<void>; getBytes(name: string): Promise<Uint8Array> } {
+    return this.b.blobs
+  }
+
   /** Deletes a checkpoint state object. Best effort: never rejects (a leftover only wastes space). */
   async deleteState(name: string): Promise<void> {
     await this.b.blobs.delete(name)

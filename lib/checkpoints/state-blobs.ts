@@ -1,8 +1,9 @@
 /**
  * Checkpoint states too large to travel inline (over half of protocol.maxMessageBytes, and so
  * possibly over NATS's 1 MiB max_payload) go to a JetStream Object Store bucket; messages and KV
- * records then carry a `stateRef` naming the object. Hosts put objects (they hold the state) and
- * fetch them on resume; the balancer deletes an object once a newer checkpoint or the share's end
+ * records then carry a `stateRef` naming the object. Only the balancer opens the store: hosts
+ * send and fetch states through it in chunks (lib/balancer/blob-proxy.ts, lib/worker-host/
+ * blob-client.ts). The balancer deletes an object once a newer checkpoint or the share's end
  * makes it useless.
  *
  * Must never decide when a checkpoint counts: that is the balancer's ack after its KV write.
@@ -11,7 +12,6 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstream } from '@nats-io/jetstream'
 import { Objm, type ObjectStore } from '@nats-io/obj'
-import { Packr } from 'msgpackr'
 import { ShoalError } from '../errors.ts'
 import type { Subjects } from '../protocol/subjects.ts'
 
@@ -26,8 +26,6 @@ export function stateFitsInline(stateBytes: number, maxMessageBytes: number): bo
 }
 
 export class StateBlobs {
-  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true })
-
   private constructor(private readonly os: ObjectStore) {}
 
   /**
@@ -46,26 +44,25 @@ export class StateBlobs {
     }
   }
 
-  /** Stores a state under `name`; resolves with its reference once JetStream has it. */
-  async put(name: string, state: unknown): Promise<StateRef> {
-    const data = this.packr.pack(state)
+  /** Stores the packed state `data` under `name`; resolves once JetStream has it. */
+  async putBytes(name: string, data: Uint8Array): Promise<void> {
     try {
       await this.os.putBlob({ name }, data)
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot store checkpoint state ${name} (${data.length} bytes): ${(e as Error).message}`, { cause: e })
     }
-    return { name, bytes: data.length }
   }
 
-  async get(ref: StateRef): Promise<unknown> {
+  /** The packed state stored under `name`. */
+  async getBytes(name: string): Promise<Uint8Array> {
     let data: Uint8Array | null
     try {
-      data = await this.os.getBlob(ref.name)
+      data = await this.os.getBlob(name)
     } catch (e) {
-      throw new ShoalError('E_STORE', `cannot read checkpoint state ${ref.name}: ${(e as Error).message}`, { cause: e })
+      throw new ShoalError('E_STORE', `cannot read checkpoint state ${name}: ${(e as Error).message}`, { cause: e })
     }
-    if (!data) throw new ShoalError('E_STORE', `checkpoint state ${ref.name} is missing from the object store`)
-    return this.packr.unpack(data)
+    if (!data) throw new ShoalError('E_STORE', `checkpoint state ${name} is missing from the object store`)
+    return data
   }
 
   /** Best effort: a leftover object wastes space, it never changes a result. */

@@ -4,10 +4,21 @@
  * reject counting happen in one place. Transport errors become ShoalErrors with codes
  * (E_TIMEOUT, E_UNAVAILABLE) so callers never inspect NATS error classes.
  *
+ * Who sent a message is the subject's business (lib/protocol/subjects.ts), and two rules here keep
+ * that true against JetStream, which publishes on behalf of anyone with a JetStream permission
+ * to a reply subject the caller picks, unchecked by the caller's permissions:
+ * - a message carrying NATS headers is dropped (counted as `identity`): Shoal never sends any,
+ *   and JetStream's deliveries (direct gets, consumers) always carry them;
+ * - a request whose reply subject is not the inbox of the identity its subject names is neither
+ *   answered nor acted on (`identity`): otherwise a requester could aim the answer — published
+ *   with the responder's permissions — at a KV bucket's subject or another identity's.
+ * Requests go out with replies under this process's own inbox (`inbox`), so that the other side's
+ * check holds even on a connection opened without that prefix.
+ *
  * Must never contain business logic.
  */
 
-import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node'
+import { nuid, type NatsConnection, type Msg, type Subscription } from '@nats-io/transport-node'
 import type { z } from 'zod'
 import { ShoalError, toWire, fromWire } from '../errors.ts'
 import { Codec, RejectCounter } from './codec.ts'
@@ -15,6 +26,17 @@ import { PROTOCOL_VERSION, errReplySchema } from './messages.ts'
 
 export interface ServeOptions {
   queue?: string
+  /**
+   * The inbox prefix a request on `subject` must have its reply under (the sender's identity's,
+   * from Subjects.inbox), or undefined when the subject names nobody valid. Absent: any reply.
+   */
+  replyInbox?: (subject: string) => string | undefined
+}
+
+export interface BusOptions {
+  rejects?: RejectCounter
+  /** This process's inbox prefix (Subjects.inbox of its identity): replies to its requests come under it. */
+  inbox?: string
 }
 
 /**
@@ -26,12 +48,26 @@ export const NO_REPLY: unique symbol = Symbol('no reply')
 export class Bus {
   readonly rejects: RejectCounter
 
+  private readonly inbox: string | undefined
+  /** Requests use the connection's shared reply subscription when its prefix is our inbox. */
+  private readonly muxed: boolean
+
   constructor(
     readonly nc: NatsConnection,
     readonly codec: Codec,
-    rejects?: RejectCounter,
+    opts: BusOptions = {},
   ) {
-    this.rejects = rejects ?? new RejectCounter()
+    this.rejects = opts.rejects ?? new RejectCounter()
+    this.inbox = opts.inbox
+    const connPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix
+    this.muxed = opts.inbox === undefined || connPrefix === opts.inbox
+  }
+
+  /** Sent by JetStream on someone's behalf (see the header comment), not by a Shoal process. */
+  private relayed(m: Msg): boolean {
+    if (!m.headers) return false
+    this.rejects.count(m.subject, 'identity')
+    return true
   }
 
   publish(subject: string, msg: unknown): void {
@@ -46,7 +82,7 @@ export class Bus {
   ): Subscription {
     return this.nc.subscribe(subject, {
       callback: (err, m) => {
-        if (err) return
+        if (err || this.relayed(m)) return
         const d = this.codec.decode(schema, m.data)
         if (!d.ok) {
           this.rejects.count(m.subject, d.cause)
@@ -76,12 +112,18 @@ export class Bus {
     return this.nc.subscribe(subject, {
       ...(opts.queue ? { queue: opts.queue } : {}),
       callback: (err, m) => {
-        if (err) return
+        if (err || this.relayed(m)) return
+        const inbox = opts.replyInbox?.(m.subject)
+        const replyOk = !opts.replyInbox || (inbox !== undefined && m.reply !== undefined && m.reply.startsWith(`${inbox}.`))
         const d = this.codec.decode(schema, m.data)
         if (!d.ok) {
           this.rejects.count(m.subject, d.cause)
           const code = d.cause === 'oversized' ? 'E_MSG_TOO_LARGE' : 'E_MSG_INVALID'
-          this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
+          if (replyOk) this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
+          return
+        }
+        if (!replyOk) {
+          this.rejects.count(m.subject, 'identity')
           return
         }
         const answer = (async () => {
@@ -119,7 +161,7 @@ export class Bus {
     const data = this.codec.encode(msg)
     let m: Msg
     try {
-      m = await this.nc.request(subject, data, { timeout: timeoutMs })
+      m = await this.nc.request(subject, data, this.muxed ? { timeout: timeoutMs } : { timeout: timeoutMs, noMux: true, reply: `${this.inbox}.${nuid.next()}` })
     } catch (e) {
       throw transportError(e, subject, timeoutMs)
     }

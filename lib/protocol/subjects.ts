@@ -8,6 +8,7 @@
  *   shoal.<cluster>.pool.>                balancer: subscription to both of the above
  *   shoal.<cluster>.host.<hostId>.cmd     balancer → host: assign | pause | split | drop | merge | validate (request/reply)
  *   shoal.<cluster>.bal.report.<hostId>   host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
+ *   shoal.<cluster>.bal.blob.<hostId>     host → balancer: blob-put | blob-get, a large checkpoint state in chunks (request/reply)
  *   shoal.<cluster>.bal.presence.<id>     balancer → all: leader or standby, with the term (publish, every pool.heartbeatMs)
  *   shoal.<cluster>.api.<op>.<identity>   SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)
  *   shoal.<cluster>.job.<owner>.<jobId>.ev  balancer → SDK: job events (publish)
@@ -108,7 +109,25 @@ export class Subjects {
 
   /** The host a report subject names, or null when it is not one. */
   parseReport(subject: string): string | null {
-    const head = `${this.prefix}.bal.report.`
+    return this.hostOf(subject, 'report')
+  }
+
+  /** Large checkpoint states of host `hostId`, in chunks: only that host may publish here. */
+  blob(hostId: string): string {
+    return `${this.prefix}.bal.blob.${token('host id', hostId)}`
+  }
+
+  blobAll(): string {
+    return `${this.prefix}.bal.blob.*`
+  }
+
+  /** The host a blob subject names, or null when it is not one. */
+  parseBlob(subject: string): string | null {
+    return this.hostOf(subject, 'blob')
+  }
+
+  private hostOf(subject: string, kind: 'report' | 'blob'): string | null {
+    const head = `${this.prefix}.bal.${kind}.`
     const rest = subject.startsWith(head) ? subject.slice(head.length) : ''
     return TOKEN.test(rest) ? rest : null
   }

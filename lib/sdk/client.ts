@@ -116,7 +116,7 @@ export class ShoalClient {
     maxMessageBytes: number,
   ) {
     this.subjects = new Subjects(cluster)
-    this.bus = new Bus(nc, new Codec(maxMessageBytes))
+    this.bus = new Bus(nc, new Codec(maxMessageBytes), { inbox: this.subjects.inbox(identity) })
     this.backend = {
       fetch: (jobId, withShares) => this.fetchJob(jobId, withShares),
       cancel: async (jobId) => jobOf(await this.api('cancel', { v: V, t: 'cancel', jobId })),

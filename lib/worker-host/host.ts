@@ -36,14 +36,15 @@ import {
   type ShareAssignment,
   type ShareLoad,
 } from '../protocol/messages.ts'
-import { Subjects, hostIdentity } from '../protocol/subjects.ts'
+import { BALANCER_IDENTITY, Subjects, hostIdentity } from '../protocol/subjects.ts'
 import { HostMetrics } from '../metrics/host-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
 import { CheckpointPace } from './checkpoint-pace.ts'
 import { checkpointClock, ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
 import { LoadSampler } from './load-sampler.ts'
-import { StateBlobs, stateFitsInline } from '../checkpoints/state-blobs.ts'
+import { stateFitsInline } from '../checkpoints/state-blobs.ts'
+import { BlobClient } from './blob-client.ts'
 import type { Checkpoint } from './share-runner.ts'
 
 export interface HostOptions {
@@ -53,6 +54,8 @@ export interface HostOptions {
 }
 
 const REPORT_TIMEOUT_MS = 3_000
+/** One chunk of a large state to or from the balancer (it stores or reads the Object Store meanwhile). */
+const BLOB_TIMEOUT_MS = 10_000
 /** Most time between two sends of an unacknowledged result: it lands within a second of the store coming back. */
 const RETRY_MAX_MS = 1_000
 
@@ -90,7 +93,7 @@ export class Host {
   private readonly startedAt = Date.now()
   private seq = 0
   private blobSeq = 0
-  private blobs: Promise<StateBlobs> | undefined
+  private readonly blobs: BlobClient
   private sub: Subscription | undefined
   private presenceSub: Subscription | undefined
   /** The highest balancer term seen: commands from lower terms come from a deposed leader. */
@@ -117,7 +120,8 @@ export class Host {
     this.log = logger.child({ host: this.hostId })
     this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(config.cluster)
-    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes))
+    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(hostIdentity(this.hostId)) })
+    this.blobs = new BlobClient(this.bus, this.subjects, this.hostId, BLOB_TIMEOUT_MS)
     // Sampled at heartbeat pace, so a background CPU hog shows in the next heartbeats.
     this.sampler = new LoadSampler(config.pool.heartbeatMs)
     this.metrics = new HostMetrics(this.hostId, () => {
@@ -252,7 +256,7 @@ export class Host {
       }
       this.observeTerm(cmd.term)
       return this.onCommand(cmd)
-    })
+    }, { replyInbox: () => this.subjects.inbox(BALANCER_IDENTITY) })
     // The leader says who it is every heartbeat: a host learns a new term even if the new leader
     // never commands it, so a deposed leader's late commands find it already refusing them.
     this.presenceSub = this.bus.subscribe(this.subjects.presenceAll(), presenceSchema, (p) => {
@@ -356,14 +360,8 @@ export class Host {
   private async checkpointMsg(cp: Checkpoint): Promise<CheckpointMsg> {
     const base = { shareId: cp.shareId, epoch: cp.epoch, position: cp.position, to: cp.to, unitsDone: cp.unitsDone, stateBytes: cp.stateBytes }
     if (stateFitsInline(cp.stateBytes, this.config.protocol.maxMessageBytes)) return { ...base, state: cp.state }
-    const ref = await (await this.stateBlobs()).put(`${cp.shareId}.${cp.epoch}.${this.hostId}.${++this.blobSeq}`, cp.state)
+    const ref = await this.blobs.put(`${cp.shareId}.${cp.epoch}.${this.hostId}.${++this.blobSeq}`, cp.state)
     return { ...base, state: undefined, stateRef: ref }
-  }
-
-  private stateBlobs(): Promise<StateBlobs> {
-    this.blobs ??= StateBlobs.open(this.nc, this.subjects, this.config.nats.replicas)
-    this.blobs.catch(() => (this.blobs = undefined))
-    return this.blobs
   }
 
   private processor(name: string) {
@@ -388,7 +386,7 @@ export class Host {
       existing.drop().catch(() => undefined) // the old run is being replaced: its end does not matter
     }
     const p = this.processor(a.processor)
-    if (a.stateRef) a = { ...a, state: await (await this.stateBlobs()).get(a.stateRef) }
+    if (a.stateRef) a = { ...a, state: await this.blobs.get(a.stateRef) }
     const spec = {
       shareId: a.shareId,
       epoch: a.epoch,

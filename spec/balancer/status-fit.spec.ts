@@ -46,6 +46,16 @@ describe('fitStatus', () => {
   })
 })
 
+describe('fitStatus, when jobs weigh more than hosts', () => {
+  it('cuts jobs with large results before it cuts the hosts', () => {
+    const r = { ...status(20, 0, 0), jobs: Array.from({ length: 40 }, (_, j) => ({ jobId: `j${j}`, result: 'r'.repeat(20_000), shares: [] as unknown[] })) }
+    const f = fitStatus(r, size, 300_000)
+    expect(size(f)).to.be.at.most(300_000)
+    expect(f.hosts).to.have.length(20)
+    expect(f.omitted!.jobs).to.be.greaterThan(0)
+  })
+})
+
 describe('AssignRefusals', () => {
   it('benches a host after refusals in a row, doubling up to the cap; an acceptance clears it', () => {
     const r = new AssignRefusals()

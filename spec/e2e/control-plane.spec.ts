@@ -117,8 +117,9 @@ describe('control plane: standby balancers and leadership terms, with real proce
     const { hostReplySchema } = await import('../../lib/protocol/messages.ts')
     const nc = await connect({ servers: nats.url })
     try {
-      const bus = new Bus(nc, new Codec(1 << 20))
-      const subj = new Subjects(c.cluster).hostCommand('a')
+      const subjects = new Subjects(c.cluster)
+      const bus = new Bus(nc, new Codec(1 << 20), { inbox: subjects.inbox('balancer') })
+      const subj = subjects.hostCommand('a')
       const err = await bus.request(subj, { v: 1, t: 'drop', term: before.term, shareId: 'x-s0', epoch: 1 }, hostReplySchema, 5_000).catch((e: { code: string }) => e)
       expect((err as { code: string }).code).to.equal('E_STALE_TERM')
       const ok = await bus.request(subj, { v: 1, t: 'drop', term: after!.term, shareId: 'x-s0', epoch: 1 }, hostReplySchema, 5_000)

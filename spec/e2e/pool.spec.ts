@@ -12,7 +12,7 @@ import { Packr } from 'msgpackr'
 import { ShoalError } from '../../lib/errors.ts'
 import { MAX_REJECT_SUBJECTS, OTHER_SUBJECT } from '../../lib/protocol/codec.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
-import { useNatsServer } from '../support/nats.ts'
+import { replyAs, useNatsServer } from '../support/nats.ts'
 import { runShoal } from '../support/shoal-cli.ts'
 import { startCluster, killAndWait, type TestCluster } from '../support/cluster.ts'
 
@@ -145,9 +145,9 @@ describe('a pool of three host processes over a real nats-server', function () {
 
       raw.publish(s.heartbeat('h9'), garbage)
       raw.publish(s.heartbeat('h9'), pack.pack({ v: 1, t: 'hb', hostId: 'h9' }))
-      const r1 = await raw.request(s.report('h1'), wrongShape, { timeout: 2000 })
-      const r2 = await raw.request(s.api('submit', 'operator'), garbage, { timeout: 2000 })
-      const r3 = await raw.request(s.hostCommand('h1'), unknownType, { timeout: 2000 })
+      const r1 = await raw.request(s.report('h1'), wrongShape, replyAs(s, 'host-h1'))
+      const r2 = await raw.request(s.api('submit', 'operator'), garbage, replyAs(s, 'operator'))
+      const r3 = await raw.request(s.hostCommand('h1'), unknownType, replyAs(s, 'balancer'))
       raw.publish(s.report('h1'), new Uint8Array(1024 * 1024 - 64)) // oversized for the codec (zeros)
       await raw.flush()
       // Requests get an error reply naming the problem rather than silence.

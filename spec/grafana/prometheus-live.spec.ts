@@ -16,7 +16,7 @@ import { expect } from 'chai'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr'
 import { Subjects } from '../../lib/protocol/subjects.ts'
-import { useNatsServer } from '../support/nats.ts'
+import { replyAs, useNatsServer } from '../support/nats.ts'
 import { killAndWait, TestCluster } from '../support/cluster.ts'
 import { findPrometheus, freePort, PROMETHEUS_INSTALL, startPrometheus, type PromResult, type RunningPrometheus } from '../support/prometheus.ts'
 import { allPanels, dashboards, variableQuery, type Dashboard } from './dashboards.ts'
@@ -237,7 +237,7 @@ describe('the Grafana dashboards on a real Prometheus scraping a real cluster', 
     raw = await connect({ servers: nats.url })
     const pack = new Packr({ useRecords: false })
     raw.publish(subjects.heartbeat('intruder'), new Uint8Array([0xc1, 0xff, 0x00, 0x13]))
-    for (const h of HOSTS) await raw.request(subjects.hostCommand(h), pack.pack({ v: 1, t: 'teleport' }), { timeout: 2000 })
+    for (const h of HOSTS) await raw.request(subjects.hostCommand(h), pack.pack({ v: 1, t: 'teleport' }), replyAs(subjects, 'balancer'))
 
     // 3. A long job, one share (splits are off): it runs until the cluster stops, so "Job progress" has a job.
     const long = await cl.client.submit<number>({ processor: 'count-primes', range: [0, 1e11], shares: 1 })

@@ -14,7 +14,7 @@ import { expect } from 'chai'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { createUser } from '@nats-io/nkeys'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { headers, type NatsConnection } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr'
 import { authInit } from '../../lib/auth/generate.ts'
 import { loadConfig } from '../../lib/config/mod.ts'
@@ -206,6 +206,48 @@ describe('a secured cluster (shoal auth init --tls)', function () {
     // Everything still works, exactly.
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1_000_000], shares: 2 })
     expect(await job.result()).to.equal(78498)
+  })
+
+  it('nobody can aim the balancer\'s answer or JetStream\'s at a KV bucket or another identity, or relay through JetStream', async () => {
+    const leaderBefore = (await c.client.status()).leader
+    const before = identityRejects((await c.client.status()).rejected)
+    const alice = await raw('submitter-alice')
+    // The balancer would answer with its own rights (it may write the KV buckets): it must not answer at all.
+    for (const reply of [`$KV.${s.bucket('leader')}.leader`, `$KV.${s.bucket('jobs')}.x`, `${s.inbox('submitter-bob')}.x`, s.hostCommand('h1')]) {
+      alice.nc.publish(s.api('status', 'submitter-alice'), pack.pack({ v: 1, t: 'status' }), { reply })
+    }
+    // A host has no JetStream at all, so it cannot make JetStream answer anywhere either.
+    const h3 = await raw('host-h3')
+    h3.nc.publish(`$JS.API.STREAM.INFO.OBJ_${s.bucket('ckpt')}`, new Uint8Array(0), { reply: `$KV.${s.bucket('leader')}.leader` })
+    await refused(h3, `$JS.API.STREAM.INFO.OBJ_${s.bucket('ckpt')}`)
+    h3.nc.publish(`$O.${s.bucket('ckpt')}.C.x`, new Uint8Array(8))
+    await refused(h3, `$O.${s.bucket('ckpt')}.C.x`)
+    // A message that carries headers was relayed by JetStream (Shoal never sends any): dropped.
+    const op = await raw('operator')
+    const relayed = headers()
+    relayed.set('Nats-Stream', `OBJ_${s.bucket('ckpt')}`)
+    op.nc.publish(s.api('drain', 'operator'), pack.pack({ v: 1, t: 'drain', hostId: 'h2', drain: true }), { reply: `${s.inbox('operator')}.y`, headers: relayed })
+    await c.waitFor(async () => identityRejects((await c.client.status()).rejected) >= before + 5, 5000, `five identity rejects (from ${before}: ${JSON.stringify((await c.client.status()).rejected)}; alice refused ${JSON.stringify(alice.refusals)})`)
+    const st = await c.client.status()
+    expect(st.hosts.find((h) => h.hostId === 'h2')?.draining).to.equal(false)
+    expect(st.leader?.term).to.equal(leaderBefore?.term)
+    const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1_000_000], shares: 2 })
+    expect(await job.result()).to.equal(78498)
+    expect((await c.client.status()).leader?.term).to.equal(leaderBefore?.term)
+  })
+
+  it('a host may store and read large states only of its own shares, through the balancer', async () => {
+    const h3 = await raw('host-h3')
+    const req = (host: string, body: Record<string, unknown>) =>
+      h3.nc.request(s.blob(host), pack.pack({ v: 1, hostId: host, ...body }), { timeout: 3000 }).then((m) => pack.unpack(m.data) as { t: string; error?: { code: string } })
+    const get = await req('h3', { t: 'blob-get', name: 'j1-s0.1.h1.1', offset: 0, length: 1000 })
+    expect(get.error?.code).to.equal('E_FORBIDDEN')
+    const put = await req('h3', { t: 'blob-put', name: 'j1-s0.1.h3.1', index: 0, count: 1, total: 3, chunk: new Uint8Array(3) })
+    expect(put.error?.code).to.equal('E_STALE_EPOCH')
+    await req('h1', { t: 'blob-get', name: 'j1-s0.1.h1.1', offset: 0, length: 1000 }).then(
+      () => expect.fail('host-h3 sent on h1\'s blob subject'),
+      (e: Error) => expect(e.message).to.match(/Permissions Violation/),
+    )
   })
 
   it('never refused anything Shoal\'s own processes needed (the permissions are enough)', () => {

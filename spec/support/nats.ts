@@ -6,7 +6,9 @@
  * must never hand out a server outside the suite's lifetime: the getters throw there instead.
  */
 
+import { nuid } from '@nats-io/transport-node'
 import { startNatsServer, type NatsServerOptions, type RunningNatsServer } from '../../lib/nats-server/launcher.ts'
+import type { Subjects } from '../../lib/protocol/subjects.ts'
 
 /** The server of the calling suite; read it in tests and hooks, not in the `describe` body. */
 export interface NatsServerHandle {
@@ -52,4 +54,13 @@ export function useNatsServer(opts: NatsServerOptions = {}): NatsServerHandle {
       return get()
     },
   }
+}
+
+/**
+ * Request options that make a raw request come from `identity`'s inbox, as Shoal's own processes'
+ * do: a host answers only the balancer's inbox, the balancer answers a host's request only on that
+ * host's inbox (lib/protocol/bus.ts).
+ */
+export function replyAs(subjects: Subjects, identity: string, timeout = 2000): { timeout: number; noMux: true; reply: string } {
+  return { timeout, noMux: true, reply: `${subjects.inbox(identity)}.${nuid.next()}` }
 }

@@ -33,7 +33,8 @@ describe('host result delivery and term fencing', function () {
     const cluster = `hr${process.pid}x${++n}`
     subjects = new Subjects(cluster)
     nc = await connect({ servers: nats.url })
-    bus = new Bus(nc, new Codec(1 << 20))
+    // Plays the balancer: the host answers only requests from the balancer's inbox.
+    bus = new Bus(nc, new Codec(1 << 20), { inbox: subjects.inbox('balancer') })
     beats.length = 0
     subs.push(bus.subscribe(subjects.heartbeat('h1'), heartbeatSchema, (hb) => beats.push(hb)))
     const config = loadConfig({ env: {}, overrides: { cluster, nats: { url: nats.url }, host: { id: 'h1', slots: 1 }, shares: { checkpointMs: 60_000 } } as never })
