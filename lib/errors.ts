@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   E_BAD_RANGE: false,
   /** A job submission is malformed (bad share count, input not serializable, ...). */
   E_BAD_JOB: false,
+  /** A job with that id exists already with another processor, range, input or constraints: the error names what differs. */
+  E_JOB_EXISTS: false,
   /** The job is not known to the balancer. */
   E_NO_SUCH_JOB: false,
   /** The job was cancelled. */

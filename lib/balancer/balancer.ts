@@ -19,7 +19,7 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Subscription } from '@nats-io/transport-node'
 import { ShoalError, toWire, type WireError as WireErrorT } from '../errors.ts'
-import { setConfigValue, type Config } from '../config/mod.ts'
+import { assertKnownKey, setConfigValue, type Config } from '../config/mod.ts'
 import { LogLimiter, type Logger } from '../log.ts'
 import { Bus, NO_REPLY } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
@@ -49,6 +49,7 @@ import {
 import { BALANCER_IDENTITY, SUBMITTER_OPS, Subjects, hostIdentity, isOperator, type ApiOp } from '../protocol/subjects.ts'
 import { BlobProxy } from './blob-proxy.ts'
 import { fitStatus } from './status-fit.ts'
+import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
@@ -93,8 +94,16 @@ const COMMAND_TIMEOUT_MS = 5_000
 /** A pause answers within one step (milliseconds); longer means the source is in trouble. */
 const PAUSE_TIMEOUT_MS = 2_000
 const MIGRATIONS_KEPT = 200
-/** Processor errors worth a retry on another host; the others would fail the same way anywhere. */
-const RETRYABLE_SHARE_ERRORS = new Set(['E_PROCESSOR_THREW', 'E_PROCESSOR_LOAD', 'E_INTERNAL'])
+/**
+ * A failed share is retried on another host (up to shares.maxAttempts) when its error says it may
+ * succeed there: the error's own `retryable` flag (a processor marks its errors, docs/PROCESSORS.md),
+ * or a code that is about the host rather than the input (a processor module that did not load
+ * there, a worker thread that died, a bug).
+ */
+const HOST_SHARE_ERRORS = new Set(['E_PROCESSOR_LOAD', 'E_INTERNAL'])
+function shareErrorRetryable(error: WireErrorT): boolean {
+  return error.retryable === true || HOST_SHARE_ERRORS.has(error.code)
+}
 const MERGE_TIMEOUT_MS = 30_000
 const PROGRESS_EVERY_MS = 250
 /** API requests a balancer answers from memory even while its lease is unconfirmed. */
@@ -604,7 +613,7 @@ export class Balancer {
     s.updatedAt = Date.now()
     const job = this.jobs.get(s.jobId)
     const max = this.config.shares.maxAttempts
-    if (job && !isFinal(job.state) && RETRYABLE_SHARE_ERRORS.has(error.code) && s.attempts < max) {
+    if (job && !isFinal(job.state) && shareErrorRetryable(error) && s.attempts < max) {
       this.log.warn({ share: s.shareId, host: hostId, attempt: s.attempts, of: max, error: error.message }, 'share failed: retrying from its last checkpoint on another host')
       this.requeue(s, 'retry')
       return
@@ -702,6 +711,7 @@ export class Balancer {
         return { v: V, t: 'ok' }
       case 'config': {
         if (r.key === undefined) return { v: V, t: 'config', settings: liveSettings(this.config) }
+        assertKnownKey(r.key)
         if (!isLiveKey(r.key)) {
           throw new ShoalError('E_CONFIG', `${r.key} cannot change on a running balancer; restart it with the new value (these change live: ${LIVE_KEYS.join(', ')})`)
         }
@@ -721,7 +731,14 @@ export class Balancer {
     const inFlight = this.admitting.get(m.jobId)
     if (inFlight) await inFlight.catch(() => undefined)
     const existing = this.jobs.get(m.jobId)
-    if (existing) return this.summary(this.jobFor(m.jobId, owner, 'submit'), Date.now(), false)
+    if (existing) {
+      const job = this.jobFor(m.jobId, owner, 'submit')
+      const differs = submissionDiffers(job, m)
+      if (differs.length) {
+        throw new ShoalError('E_JOB_EXISTS', `job ${m.jobId} exists with another ${differs.join(', ')}: submit it again exactly as before to follow it, or choose another job id`, { details: { jobId: m.jobId, differs } })
+      }
+      return this.summary(job, Date.now(), false)
+    }
     const admission = this.admit(m, owner)
     this.admitting.set(m.jobId, admission)
     try {

@@ -58,6 +58,7 @@ export function jobSummary(job: JobRecord, shares: readonly ShareRecord[], live:
     sharesDone,
     submittedAt: job.submittedAt,
     elapsedMs: (job.finishedAt ?? now) - job.submittedAt,
+    owner: job.owner ?? 'operator',
   }
   if (job.finishedAt !== undefined) out.finishedAt = job.finishedAt
   if (job.reason !== undefined) out.reason = job.reason

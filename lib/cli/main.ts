@@ -15,6 +15,7 @@ import { drainCommand, migrateCommand } from './commands/migrate.ts'
 import { configCommand } from './commands/config.ts'
 import { storeCommand } from './commands/store.ts'
 import { authCommand } from './commands/auth.ts'
+import { jobCommand } from './commands/job.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -25,6 +26,7 @@ export function buildCli(): Command {
     .addCommand(hostCommand())
     .addCommand(submitCommand())
     .addCommand(statusCommand())
+    .addCommand(jobCommand())
     .addCommand(migrateCommand())
     .addCommand(drainCommand(true))
     .addCommand(drainCommand(false))

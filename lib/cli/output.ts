@@ -13,7 +13,8 @@ export function printJson(value: unknown): void {
 export function reportError(err: unknown, json: boolean): void {
   const w = toWire(err)
   if (json) printJson({ error: { code: w.code, message: w.message, ...(w.cause ? { cause: { code: w.cause.code, message: w.cause.message } } : {}) } })
-  const cause = w.cause ? `\n  caused by ${w.cause.code}: ${w.cause.message}` : ''
+  // A cause whose message the error already quotes is not printed a second time.
+  const cause = w.cause && !w.message.includes(w.cause.message) ? `\n  caused by ${w.cause.code}: ${w.cause.message}` : ''
   process.stderr.write(`shoal: ${w.message}${cause}\n  (${w.code})\n`)
   process.exitCode = err instanceof ShoalError && err.code === 'E_CONFIG' ? 2 : 1
 }

@@ -439,6 +439,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
  * naming the key for an unknown key, a bad value, or a value that breaks a cross-field rule.
  * An empty string unsets an optional key and empties a list or tag map.
  */
+/** Throws E_CONFIG naming an unknown key, with the nearest known one when there is one. */
+export function assertKnownKey(key: string): void {
+  if (!KEY_BY_NAME.has(key)) throw configError([unknownKeyProblem(key, undefined)])
+}
+
 export function setConfigValue(config: Config, key: string, value: string): Config {
   const info = KEY_BY_NAME.get(key)
   if (!info) throw configError([unknownKeyProblem(key, undefined)])

@@ -18,4 +18,4 @@ export {
   type KeyInfo,
   type KeyMeta,
 } from './schema.ts'
-export { loadConfig, setConfigValue, type LoadConfigOptions } from './load.ts'
+export { assertKnownKey, loadConfig, setConfigValue, type LoadConfigOptions } from './load.ts'

@@ -287,6 +287,8 @@ export const jobSummarySchema = z.object({
   jobId: id,
   processor: z.string(),
   state: jobStateSchema,
+  /** Identity that submitted it (`submitter-alice`, `operator`); its events are on job.<owner>.<jobId>.ev. */
+  owner: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/).optional(),
   from: unit,
   to: unit,
   unitsTotal: count,

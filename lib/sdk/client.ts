@@ -172,6 +172,22 @@ export class ShoalClient {
     return job
   }
 
+  /**
+   * A handle on a job submitted earlier (by this client or, for an operator, by anyone): the same
+   * `progress()`, `result()`, `done()` and `cancel()` as the one `submit` returned. Rejects with
+   * `E_NO_SUCH_JOB`, or `E_FORBIDDEN` for another submitter's job.
+   */
+  async job<Result = unknown>(jobId: string): Promise<Job<Result>> {
+    const first = await this.fetchJob(jobId, false)
+    const owner = first.owner ?? 'operator'
+    const job = new Job<Result>(jobId, {
+      ...this.backend,
+      subscribe: (id, onEvent) => this.bus.subscribe(this.subjects.jobEvents(owner, id), jobEventSchema, (e) => onEvent(e.job)),
+    })
+    job.accepted(first)
+    return job
+  }
+
   /** The current summary of a job; `withShares` adds each share's range, state and host. */
   async fetchJob(jobId: string, withShares = false): Promise<JobSummary> {
     return jobOf(await this.api('job', { v: V, t: 'job', jobId, withShares }))

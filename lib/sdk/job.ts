@@ -32,7 +32,7 @@ function isFinal(s: JobSummary['state']): boolean {
  * the final summary.
  */
 export class Job<Result = unknown> extends EventEmitter<{ progress: [JobSummary]; done: [JobSummary] }> {
-  /** The job's id (also accepted by `shoal status` and `ShoalClient.job`). */
+  /** The job's id (also accepted by `shoal job get|wait|cancel|result` and `ShoalClient.job`). */
   readonly id: string
   private latest: JobSummary | undefined
   private final: Promise<JobSummary>
@@ -42,7 +42,7 @@ export class Job<Result = unknown> extends EventEmitter<{ progress: [JobSummary]
   /** A final state seen in an event is being confirmed with the balancer. */
   private confirming = false
 
-  /** @internal Created by ShoalClient.submit. */
+  /** @internal Created by ShoalClient.submit and ShoalClient.job. */
   constructor(
     id: string,
     private readonly backend: JobBackend,

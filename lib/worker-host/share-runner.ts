@@ -293,8 +293,10 @@ export class ShareRunner {
         : {
             kind: 'failed',
             error: toWire(
+              // The thread died (out of memory, process.exit in a processor): another host may do better.
               new ShoalError('E_PROCESSOR_THREW', `worker thread failed running share ${spec.shareId}: ${toWire(err).message}`, {
                 cause: err,
+                retryable: true,
               }),
             ),
           }

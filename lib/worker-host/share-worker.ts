@@ -105,10 +105,12 @@ function processorThrew(
   if (range) details.range = range
   const stack = original.details?.stack
   if (stack !== undefined) details.stack = stack
+  // A processor says an error may pass on a retry (elsewhere, later) by marking it `retryable: true`.
+  const retryable = typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === true
   return new ShoalError(
     'E_PROCESSOR_THREW',
     `processor '${processor.name}' threw in ${where} of share ${shareId}: ${original.message}`,
-    { details },
+    { details, retryable },
   )
 }
 

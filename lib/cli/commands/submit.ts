@@ -17,6 +17,7 @@ interface SubmitFlags extends ClientFlags {
   tags?: string
   spread?: boolean
   wait?: boolean
+  cancelOnInterrupt?: boolean
   timeoutMs?: string
 }
 
@@ -29,7 +30,8 @@ export function submitCommand(): Command {
     .option('--shares <n>', 'number of shares (default: the balancer decides)')
     .option('--tags <k=v,...>', 'only hosts with these tags may run it')
     .option('--spread', 'spread the shares evenly over the hosts that may run them')
-    .option('--wait', 'wait for the job to finish and print its result')
+    .option('--wait', 'wait for the job to finish and print its result (Ctrl-C stops waiting; the job goes on)')
+    .option('--cancel-on-interrupt', 'with --wait: Ctrl-C cancels the job instead of leaving it running')
     .option('--json', 'print one JSON document on stdout')
   return connectionOptions(cmd).action(async (processor: string, o: SubmitFlags) => {
       const json = o.json === true
@@ -44,12 +46,12 @@ export function submitCommand(): Command {
         }
         client = await connectClient(o)
         const abort = new AbortController()
-        process.once('SIGINT', () => abort.abort())
+        if (o.cancelOnInterrupt) process.once('SIGINT', () => abort.abort())
         const job = await client.submit({
           processor,
           range,
           input,
-          signal: abort.signal,
+          ...(o.cancelOnInterrupt ? { signal: abort.signal } : {}),
           ...(o.shares !== undefined ? { shares: parseIntArg('--shares', o.shares) } : {}),
           ...(o.tags !== undefined ? { tags: parseTags(o.tags) } : {}),
           ...(o.spread ? { spread: true } : {}),
@@ -63,7 +65,16 @@ export function submitCommand(): Command {
         }
         const progress = json ? undefined : new ProgressLine(process.stderr)
         if (progress) job.on('progress', (s: JobSummary) => progress.update(s))
+        // Ctrl-C stops waiting, as detaching from `kubectl logs -f` or a Ray job does: the job goes on.
+        const detach = () => {
+          progress?.finish()
+          process.stderr.write(`stopped waiting; job ${job.id} goes on (wait again: shoal job wait ${job.id}; cancel: shoal job cancel ${job.id})\n`)
+          job.close()
+          process.exit(130)
+        }
+        if (!o.cancelOnInterrupt) process.once('SIGINT', detach)
         const final = await job.done()
+        process.off('SIGINT', detach)
         progress?.finish()
         const detailed = await client.fetchJob(job.id, true).catch(() => final)
         if (json) {
