@@ -8,6 +8,7 @@ export {
   ShoalClient,
   type ShoalClientOptions,
   type JobSpec,
+  type TypedJobSpec,
   type JobSummary,
   type HostSummary,
   type ShareSummary,
@@ -16,7 +17,7 @@ export {
   type Migration,
 } from './sdk/client.ts'
 export { Job } from './sdk/job.ts'
-export { defineProcessor, type Processor, type Range } from './processors/define.ts'
+export { defineProcessor, processorRef, type Processor, type ProcessorRef, type Range } from './processors/define.ts'
 export { ShoalError, type ErrorCode, type WireError } from './errors.ts'
 export { Balancer, type BalancerOptions } from './balancer/balancer.ts'
 export { Host, type HostOptions } from './worker-host/host.ts'

@@ -44,6 +44,22 @@ export interface Processor<Input = unknown, State = unknown, Result = unknown> {
   readonly initialStepUnits?: number
 }
 
+/**
+ * A processor known by its name only, with its input and result types: `client.submit(ref, …)`
+ * is then type-checked like a submission of the processor itself, without importing its code
+ * (which may live in another package, or only on the hosts).
+ */
+export interface ProcessorRef<Input = unknown, Result = unknown> {
+  readonly name: string
+  /** Always undefined: carries the types (and keeps a processor definition from passing for a ref). */
+  readonly __types: ((input: Input) => Result) | undefined
+}
+
+/** A typed reference to the processor registered as `name` on hosts. */
+export function processorRef<Input = unknown, Result = unknown>(name: string): ProcessorRef<Input, Result> {
+  return { name, __types: undefined }
+}
+
 /** Any processor, as the runtime sees it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyProcessor = Processor<any, any, any>

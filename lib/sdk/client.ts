@@ -26,6 +26,7 @@ import {
 import { Subjects, type ApiOp } from '../protocol/subjects.ts'
 import { IDENTITY_RE } from '../config/schema.ts'
 import { Job, type JobBackend } from './job.ts'
+import type { Processor, ProcessorRef } from '../processors/define.ts'
 
 export type { JobSummary, HostSummary, ShareSummary, Migration, Failover, BalanceSummary } from '../protocol/messages.ts'
 
@@ -101,6 +102,13 @@ export interface JobSpec {
   jobId?: string
 }
 
+/**
+ * A job of a processor known by its definition or a `processorRef`: the processor comes from the
+ * first argument of `submit`, and the input must have the processor's input type (required unless
+ * that type allows `undefined`).
+ */
+export type TypedJobSpec<Input> = Omit<JobSpec, 'processor' | 'input'> & (undefined extends Input ? { input?: Input } : { input: Input })
+
 /** A connection to a Shoal cluster. */
 export class ShoalClient {
   private readonly subjects: Subjects
@@ -140,9 +148,23 @@ export class ShoalClient {
   /**
    * Submits a job. Resolves once the balancer has durably admitted it (or put it in the waiting
    * state with a reason); rejects with `E_UNKNOWN_PROCESSOR`, `E_BAD_RANGE`, `E_BAD_JOB`,
-   * `E_MSG_TOO_LARGE` (input too big) or `E_UNAVAILABLE` (no balancer).
+   * `E_JOB_EXISTS` (the id is taken by another submission), `E_MSG_TOO_LARGE` (input too big) or
+   * `E_UNAVAILABLE` (no balancer).
+   *
+   * Typed: `submit(processor, { range, input })` with the processor's definition (from
+   * `defineProcessor`) or a `processorRef<Input, Result>(name)` checks the input and gives a
+   * `Job<Result>` at compile time. Named: `submit({ processor: 'name', … })` for names known only
+   * at run time.
    */
-  async submit<Result = unknown>(spec: JobSpec): Promise<Job<Result>> {
+  async submit<Input, State, Result>(processor: Processor<Input, State, Result>, spec: TypedJobSpec<Input>): Promise<Job<Result>>
+  async submit<Input, Result>(processor: ProcessorRef<Input, Result>, spec: TypedJobSpec<Input>): Promise<Job<Result>>
+  async submit<Result = unknown>(spec: JobSpec): Promise<Job<Result>>
+  async submit<Result = unknown>(first: JobSpec | { readonly name: string }, typed?: TypedJobSpec<unknown>): Promise<Job<Result>> {
+    const spec: JobSpec = typed === undefined ? (first as JobSpec) : { ...typed, processor: (first as { name: string }).name }
+    return this.submitNamed<Result>(spec)
+  }
+
+  private async submitNamed<Result>(spec: JobSpec): Promise<Job<Result>> {
     const [from, to] = spec.range
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0) {
       throw new ShoalError('E_BAD_RANGE', `range must be two non-negative integers [from, to) (got [${from}, ${to}])`)

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import { shoalCommand } from '../../lib/cli/spawn.ts'
+import { processorRef } from '../../lib/processors/define.ts'
 import { useNatsServer } from '../support/nats.ts'
 import { expectShoalError } from '../support/processes.ts'
 import { runShoal } from '../support/shoal-cli.ts'
@@ -81,6 +82,13 @@ describe('job commands and honest submissions, through the CLI', function () {
     expect(err2.message).to.include('input')
     const again = await c.client.submit<number>({ processor: 'count-primes', range: [0, 100_000], jobId: 'reuse-1' })
     expect(await again.result()).to.equal(9592)
+  })
+
+  it('submits through a typed processor reference, by the name it carries (spec/types/typed-submit.ts checks the types)', async () => {
+    const job = await c.client.submit(processorRef<null, number>('count-primes'), { range: [0, 1_000_000], input: null, shares: 2 })
+    const n: number = await job.result()
+    expect(n).to.equal(78_498)
+    expect((await job.fetch()).processor).to.equal('count-primes')
   })
 
   it('client.job(id) follows a job submitted elsewhere to its result', async () => {
