@@ -19,6 +19,7 @@ import { BenchError, machine, type BenchContext, type BenchModule, type Figures 
 /** Benchmarks by name; each is a module `bench/<name>.ts`. */
 const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
   chaos: async () => (await import('./chaos.ts')) as BenchModule,
+  'cli-startup': async () => (await import('./cli-startup.ts')) as BenchModule,
   failover: async () => (await import('./failover.ts')) as BenchModule,
   migration: async () => (await import('./migration.ts')) as BenchModule,
   simulator: async () => (await import('./simulator.ts')) as BenchModule,

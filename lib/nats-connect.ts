@@ -81,6 +81,11 @@ function readable(key: string, file: string): string {
 
 export interface ConnectBehaviour {
   /**
+   * Clients: how long one attempt may take before it fails (a port where something other than
+   * NATS listens accepts the connection and never answers). Default: the client library's 20 s.
+   */
+  connectTimeoutMs?: number
+  /**
    * Wait for a server that does not answer yet (daemons). `onWaiting` is told once, with the
    * reason, when the first attempt failed; `onConnected` once the wait is over.
    */
@@ -99,13 +104,14 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
     pingInterval: 2_000,
     maxPingOut: 3,
     ...authOptions(s),
+    ...(how.connectTimeoutMs !== undefined ? { timeout: how.connectTimeoutMs } : {}),
     ...extra,
   }
   try {
     return await connect(opts)
   } catch (e) {
     const wait = how.waitForServer
-    if (!wait || isRefusal(e)) throw unavailable(s.url, e)
+    if (!wait || isRefusal(e)) throw unavailable(s.url, e, how.connectTimeoutMs)
     wait.onWaiting(`NATS at ${redactUrl(s.url)} does not answer (${redactUrl((e as Error).message)}): waiting for it, retrying every ${opts.reconnectTimeWait} ms`)
     // waitOnFirstConnect: the client's dial loop keeps trying every server in the list instead
     // of giving up after the first round.
@@ -117,11 +123,16 @@ export async function connectNats(s: NatsSettings, name: string, extra: Partial<
   }
 }
 
-function unavailable(url: string, e: unknown): ShoalError {
+function unavailable(url: string, e: unknown, timeoutMs?: number): ShoalError {
   if (isRefusal(e)) {
     return new ShoalError('E_AUTH', `NATS at ${redactUrl(url)} refused this process: ${redactUrl((e as Error).message)} (check nats.user/pass/token, nats.nkeySeedFile or nats.creds, and that the server's auth config lists this identity)`, { cause: e })
   }
-  return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${redactUrl(url)}: ${redactUrl((e as Error).message)} (start one with 'shoal demo', or point --nats / SHOAL_NATS_URL at a running nats-server)`, { cause: e })
+  const names = new Set<string>()
+  for (let x: unknown = e; x instanceof Error && names.size < 5; x = x.cause) names.add(x.name)
+  if (names.has('TimeoutError')) {
+    return new ShoalError('E_UNAVAILABLE', `no NATS server answered at ${redactUrl(url)} within ${((timeoutMs ?? 20_000) / 1000).toFixed(1)} s: something accepted the connection but did not speak NATS (is that a NATS client port, not an HTTP, monitoring or cluster port?), or the machine is too slow to answer; --timeout waits longer`, { cause: e })
+  }
+  return new ShoalError('E_UNAVAILABLE', `cannot connect to NATS at ${redactUrl(url)}: ${redactUrl((e as Error).message)} (is nats-server running there, with JetStream? start one with 'nats-server -js', or point --nats / SHOAL_NATS_URL at one)`, { cause: e })
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 
 import type { Command } from 'commander'
-import { loadConfig, type Config } from '../config/mod.ts'
+import type { Config } from '../config/mod.ts'
 
 export interface CommonOptions {
   config?: string
@@ -21,18 +21,24 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
 }
 
-/** Loads config with CLI flags as the highest-precedence overrides. */
-export function configFrom(o: CommonOptions, extra: Record<string, unknown> = {}): Config {
+/**
+ * A loader of the config with CLI flags as the highest-precedence overrides (call it again to
+ * re-read the file). The config module (zod) is loaded here, when a command runs, not when the CLI
+ * starts: `--help` stays fast.
+ */
+export async function configLoader(o: CommonOptions, extra: Record<string, unknown> = {}): Promise<() => Config> {
+  const { loadConfig } = await import('../config/mod.ts')
   const overrides: Record<string, unknown> = { ...extra }
   if (o.nats !== undefined) overrides.nats = { url: o.nats }
   if (o.cluster !== undefined) overrides.cluster = o.cluster
   if (o.logLevel !== undefined) overrides.log = { level: o.logLevel }
-  return loadConfig({
-    ...(o.config !== undefined ? { file: o.config } : {}),
-    overrides: overrides as never,
-    // A mistyped SHOAL_ variable would otherwise be ignored without a word.
-    onWarning: (m) => process.stderr.write(`shoal: warning: ${m}\n`),
-  })
+  return () =>
+    loadConfig({
+      ...(o.config !== undefined ? { file: o.config } : {}),
+      overrides: overrides as never,
+      // A mistyped SHOAL_ variable would otherwise be ignored without a word.
+      onWarning: (m) => process.stderr.write(`shoal: warning: ${m}\n`),
+    })
 }
 
 /** Runs `stop` on SIGINT/SIGTERM once, then exits. */

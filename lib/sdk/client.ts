@@ -69,6 +69,8 @@ export interface ShoalClientOptions {
   identity?: string
   /** Further NATS connection options (credentials, TLS, ...), passed through. */
   nats?: Partial<NodeConnectionOptions>
+  /** How long one attempt to reach NATS may take (a port that does not speak NATS never answers). Default 5000. */
+  connectTimeoutMs?: number
   /** How long to wait for the balancer to answer a request. Default 10000. */
   requestTimeoutMs?: number
   /** Largest message the client sends. Default 1 MiB − 4 KiB, as the balancer's default. */
@@ -141,7 +143,7 @@ export class ShoalClient {
       throw new ShoalError('E_CONFIG', `identity must be operator, submitter, operator-<name> or submitter-<name> (got ${JSON.stringify(identity)})`)
     }
     const subjects = new Subjects(cluster)
-    const nc = opts.connection ?? (await connectNats({ url, inboxPrefix: subjects.inbox(identity) }, 'shoal-client', opts.nats ?? {}))
+    const nc = opts.connection ?? (await connectNats({ url, inboxPrefix: subjects.inbox(identity) }, 'shoal-client', opts.nats ?? {}, { connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }))
     return new ShoalClient(nc, opts.connection === undefined, cluster, identity, opts.requestTimeoutMs ?? 10_000, opts.maxMessageBytes ?? 1024 * 1024 - 4096)
   }
 

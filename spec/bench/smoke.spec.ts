@@ -11,6 +11,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { existsSync } from 'node:fs'
 import { expect } from 'chai'
 
 const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url))
@@ -133,6 +134,15 @@ describe('benchmark harness (smoke runs)', function () {
     } else {
       expect(big.result).to.match(/^1 MiB: not supported yet \(.+\)$/)
     }
+  })
+
+  it('runs the CLI start-up benchmark in smoke mode: shoal --help against node -e 0, as ratios', async function () {
+    if (!existsSync(new URL('../../dist/lib/cli/main.js', import.meta.url))) this.skip() // no build (npm ci builds it; a bare checkout may not have one)
+    const out = await bench(['cli-startup', '--smoke', '--json'], 60_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const f = lastJson(out).figures as Record<string, number>
+    for (const k of ['nodeMs', 'helpMs', 'submitHelpMs', 'helpOverNode', 'submitHelpOverNode']) expect(f[k], k).to.be.a('number').and.above(0)
+    expect(f.helpOverNode).to.be.closeTo(f.helpMs! / f.nodeMs!, 0.05)
   })
 
   it('runs the simulator in smoke mode: every scenario completes, no schedule beats the ideal, no thrash on a noisy even pool, decide is timed', async () => {

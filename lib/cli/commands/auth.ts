@@ -5,7 +5,7 @@
  */
 
 import { Command } from 'commander'
-import { addHost, authInit, type AuthResult } from '../../auth/generate.ts'
+import type { AuthResult } from '../../auth/generate.ts'
 import { parseIntArg, printJson, reportError } from '../output.ts'
 
 interface InitFlags {
@@ -35,6 +35,7 @@ export function authCommand(): Command {
         .action(async (dir: string, o: InitFlags) => {
           try {
             const port = parseIntArg('--port', o.port ?? '4222')
+            const { authInit } = await import('../../auth/generate.ts')
             const r = await authInit({ dir, cluster: o.cluster ?? 'default', hosts: splitList(o.hosts), submitters: splitList(o.submitters), tls: o.tls === true, port })
             report(r, o.json === true)
           } catch (e) {
@@ -48,8 +49,9 @@ export function authCommand(): Command {
         .argument('<id>', 'host id')
         .argument('<dir>', 'directory made by shoal auth init')
         .option('--json', 'print one JSON document on stdout')
-        .action((id: string, dir: string, o: { json?: boolean }) => {
+        .action(async (id: string, dir: string, o: { json?: boolean }) => {
           try {
+            const { addHost } = await import('../../auth/generate.ts')
             report(addHost(dir, id), o.json === true)
           } catch (e) {
             reportError(e, o.json === true)

@@ -4,10 +4,8 @@
  */
 
 import { Command } from 'commander'
-import { BalancerNode } from '../../balancer/node.ts'
-import { installCrashGuard } from '../../crash-guard.ts'
-import { createLogger } from '../../log.ts'
-import { addCommonOptions, configFrom, stopOnSignals, type CommonOptions } from '../common.ts'
+import type { BalancerNode } from '../../balancer/node.ts'
+import { addCommonOptions, configLoader, stopOnSignals, type CommonOptions } from '../common.ts'
 import { parseIntArg } from '../output.ts'
 
 interface BalancerFlags extends CommonOptions {
@@ -25,13 +23,16 @@ export function balancerCommand(): Command {
       if (o.metricsPort !== undefined) balancer.metricsPort = parseIntArg('--metrics-port', o.metricsPort, 0)
       if (o.id !== undefined) balancer.id = o.id
       const extra = Object.keys(balancer).length ? { balancer } : {}
-      const config = configFrom(o, extra)
+      const load = await configLoader(o, extra)
+      const config = load()
+      // Loaded when the command runs, not when the CLI starts (`--help` stays fast).
+      const [{ BalancerNode }, { installCrashGuard }, { createLogger }] = await Promise.all([import('../../balancer/node.ts'), import('../../crash-guard.ts'), import('../../log.ts')])
       const log = createLogger('shoal-balancer', config.log.level)
       let node: BalancerNode | undefined
       installCrashGuard(log, (where) => node?.unhandled(where))
       const configFile = o.config ?? process.env.SHOAL_CONFIG
       // Editing the config file changes the balancing settings live (the others need a restart).
-      node = await BalancerNode.start({ config, logger: log, ...(configFile ? { configFile, reloadConfig: () => configFrom(o, extra) } : {}) })
+      node = await BalancerNode.start({ config, logger: log, ...(configFile ? { configFile, reloadConfig: load } : {}) })
       const n = node
       stopOnSignals(() => n.stop())
     })

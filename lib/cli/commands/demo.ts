@@ -14,16 +14,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Command } from 'commander'
-import { authInit } from '../../auth/generate.ts'
-import { BalancerNode } from '../../balancer/node.ts'
-import { authOptions } from '../../nats-connect.ts'
-import { Subjects, hostIdentity } from '../../protocol/subjects.ts'
-import { loadConfig } from '../../config/mod.ts'
+import type { BalancerNode } from '../../balancer/node.ts'
 import { ShoalError } from '../../errors.ts'
-import { createLogger } from '../../log.ts'
-import { startNatsServer, type RunningNatsServer } from '../../nats-server/launcher.ts'
-import { ShoalClient } from '../../sdk/client.ts'
-import { freePort } from '../../free-port.ts'
+import type { RunningNatsServer } from '../../nats-server/launcher.ts'
+import type { ShoalClient } from '../../sdk/client.ts'
 import { spawnShoal, stopChild } from '../spawn.ts'
 import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
 import { ProgressLine } from '../progress.ts'
@@ -56,6 +50,18 @@ export function demoCommand(): Command {
       const children: ChildProcess[] = []
       let authDir: string | undefined
       try {
+        // Loaded when the demo runs, not when the CLI starts (`--help` stays fast).
+        const [{ authInit }, { BalancerNode }, { authOptions }, { Subjects, hostIdentity }, { loadConfig }, { createLogger }, { startNatsServer }, { ShoalClient }, { freePort }] = await Promise.all([
+          import('../../auth/generate.ts'),
+          import('../../balancer/node.ts'),
+          import('../../nats-connect.ts'),
+          import('../../protocol/subjects.ts'),
+          import('../../config/mod.ts'),
+          import('../../log.ts'),
+          import('../../nats-server/launcher.ts'),
+          import('../../sdk/client.ts'),
+          import('../../free-port.ts'),
+        ])
         const hostCount = parseIntArg('--hosts', o.hosts)
         const to = parseIntArg('--to', o.to)
         const cluster = `demo${process.pid}`

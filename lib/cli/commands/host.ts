@@ -1,10 +1,8 @@
 /** `shoal host`: runs a worker host until SIGINT/SIGTERM. */
 
 import { Command } from 'commander'
-import { Host } from '../../worker-host/host.ts'
-import { installCrashGuard } from '../../crash-guard.ts'
-import { createLogger } from '../../log.ts'
-import { addCommonOptions, configFrom, stopOnSignals, type CommonOptions } from '../common.ts'
+import type { Host } from '../../worker-host/host.ts'
+import { addCommonOptions, configLoader, stopOnSignals, type CommonOptions } from '../common.ts'
 import { parseIntArg, parseTags } from '../output.ts'
 
 interface HostFlags extends CommonOptions {
@@ -30,7 +28,9 @@ export function hostCommand(): Command {
       if (o.tags !== undefined) host.tags = parseTags(o.tags)
       if (o.processor !== undefined) host.processors = o.processor
       if (o.metricsPort !== undefined) host.metricsPort = parseIntArg('--metrics-port', o.metricsPort, 0)
-      const config = configFrom(o, Object.keys(host).length ? { host } : {})
+      const config = (await configLoader(o, Object.keys(host).length ? { host } : {}))()
+      // Loaded when the command runs, not when the CLI starts (`--help` stays fast).
+      const [{ Host }, { installCrashGuard }, { createLogger }] = await Promise.all([import('../../worker-host/host.ts'), import('../../crash-guard.ts'), import('../../log.ts')])
       const log = createLogger('shoal-host', config.log.level)
       let h: Host | undefined
       installCrashGuard(log, (where) => h?.unhandled(where))

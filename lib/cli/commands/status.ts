@@ -7,7 +7,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { Command } from 'commander'
 import type { ShoalClient, ClusterStatus } from '../../sdk/client.ts'
-import { connectClient, connectionOptions, type ClientFlags } from '../client-options.ts'
+import { connectClient, connectionOptions, exitSoon, type ClientFlags } from '../client-options.ts'
 import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
 import { renderWatch } from '../watch-view.ts'
 
@@ -37,6 +37,7 @@ export function statusCommand(): Command {
         reportError(e, o.json === true)
       } finally {
         await client?.close()
+        exitSoon()
       }
     })
 }

@@ -7,8 +7,8 @@
 
 import { Command } from 'commander'
 import { ShoalError } from '../../errors.ts'
-import { connectNats } from '../../nats-connect.ts'
-import { BALANCER_IDENTITY, Subjects } from '../../protocol/subjects.ts'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Subjects } from '../../protocol/subjects.ts'
 import { clientOptions, clientSettings, type ClientFlags } from '../client-options.ts'
 import { printJson, reportError } from '../output.ts'
 
@@ -47,10 +47,11 @@ export function storeCommand(): Command {
     )
 }
 
-async function withNats(o: ClientFlags, fn: (nc: Awaited<ReturnType<typeof connectNats>>, subjects: Subjects) => Promise<void>): Promise<void> {
-  let nc: Awaited<ReturnType<typeof connectNats>> | undefined
+async function withNats(o: ClientFlags, fn: (nc: NatsConnection, subjects: Subjects) => Promise<void>): Promise<void> {
+  let nc: NatsConnection | undefined
   try {
-    const { nats, cluster } = clientSettings(o)
+    const { nats, cluster } = await clientSettings(o)
+    const [{ connectNats }, { BALANCER_IDENTITY, Subjects }] = await Promise.all([import('../../nats-connect.ts'), import('../../protocol/subjects.ts')])
     const subjects = new Subjects(cluster)
     // Bucket administration is JetStream API work, which a secured cluster allows the balancer
     // identity only: run it with the balancer's config, and take replies on the balancer's inboxes.

@@ -5,7 +5,7 @@
 
 import { Command } from 'commander'
 import type { ShoalClient, JobSummary } from '../../sdk/client.ts'
-import { connectClient, connectionOptions, type ClientFlags } from '../client-options.ts'
+import { connectClient, connectionOptions, exitSoon, type ClientFlags } from '../client-options.ts'
 import { ShoalError } from '../../errors.ts'
 import { formatDuration, parseIntArg, parseRange, parseTags, printJson, reportError } from '../output.ts'
 import { ProgressLine } from '../progress.ts'
@@ -93,6 +93,7 @@ export function submitCommand(): Command {
         reportError(e, json)
       } finally {
         await client?.close()
+        exitSoon()
       }
     })
 }
