@@ -17,6 +17,7 @@ export {
   type Migration,
 } from './sdk/client.ts'
 export { Job } from './sdk/job.ts'
+export { LocalCluster, type LocalClusterOptions } from './sdk/local-cluster.ts'
 export { defineProcessor, processorRef, type Processor, type ProcessorRef, type Range } from './processors/define.ts'
 export { ShoalError, type ErrorCode, type WireError } from './errors.ts'
 export { Balancer, type BalancerOptions } from './balancer/balancer.ts'

@@ -44,6 +44,11 @@ export interface LeaseEvents {
   deposed(why: string): void
   /** The store could not be read or written (logged once per outage by the owner). */
   storeTrouble?(err: unknown): void
+  /**
+   * A takeover lost on a revision conflict: someone else took the lease first, or the read it
+   * was based on was stale (a lagging replica). Repeated, it explains a slow takeover.
+   */
+  takeoverConflict?(revision: number, term: number): void
 }
 
 export interface LeaseOptions {
@@ -201,6 +206,8 @@ export class Lease {
       if (!(e instanceof RevisionConflict)) {
         this.troubledAt = this.o.now()
         this.o.events.storeTrouble?.(e)
+      } else {
+        this.o.events.takeoverConflict?.(revision, term)
       }
       return
     }

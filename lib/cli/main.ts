@@ -16,6 +16,7 @@ import { configCommand } from './commands/config.ts'
 import { storeCommand } from './commands/store.ts'
 import { authCommand } from './commands/auth.ts'
 import { jobCommand } from './commands/job.ts'
+import { upCommand } from './commands/up.ts'
 
 export function buildCli(): Command {
   return new Command('shoal')
@@ -33,6 +34,7 @@ export function buildCli(): Command {
     .addCommand(configCommand())
     .addCommand(storeCommand())
     .addCommand(authCommand())
+    .addCommand(upCommand())
     .addCommand(demoCommand())
 }
 

@@ -25,13 +25,21 @@ export interface SpawnShoalOptions extends SpawnOptions {
    * pid stays that of the shoal process and signals reach it.
    */
   prefix?: readonly string[]
+  /**
+   * The child loads TypeScript modules (a user's processors): run it under Shoal's own tsx
+   * loader even when Shoal runs compiled, so the user's project needs no TypeScript tooling.
+   * Worker threads inherit the loader with the process's execArgv.
+   */
+  typescript?: boolean
 }
 
 /** Spawns `shoal <args>`; the child is SIGKILLed if this process exits first. */
 export function spawnShoal(args: string[], opts: SpawnShoalOptions = {}): ChildProcess {
-  const { prefix = [], ...spawnOpts } = opts
+  const { prefix = [], typescript = false, ...spawnOpts } = opts
   const [exe, pre] = shoalCommand()
-  const argv = [...prefix, exe, ...pre, ...args]
+  // Resolved from Shoal's own dependencies, not from the caller's working directory.
+  const loader = typescript && !fromSource ? ['--import', import.meta.resolve('tsx')] : []
+  const argv = [...prefix, exe, ...loader, ...pre, ...args]
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
