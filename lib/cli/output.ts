@@ -52,3 +52,12 @@ export function parseIntArg(name: string, s: string, min = 1): number {
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`
 }
+
+/**
+ * A progress line on stderr. Its terminal libraries are loaded here, when a command shows
+ * progress, not when the CLI starts (`--help` stays fast).
+ */
+export async function progressLine(): Promise<import('./progress.ts').ProgressLine> {
+  const { ProgressLine } = await import('./progress.ts')
+  return new ProgressLine(process.stderr)
+}

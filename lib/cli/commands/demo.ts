@@ -19,8 +19,8 @@ import { ShoalError } from '../../errors.ts'
 import type { RunningNatsServer } from '../../nats-server/launcher.ts'
 import type { ShoalClient } from '../../sdk/client.ts'
 import { spawnShoal, stopChild } from '../spawn.ts'
-import { formatDuration, parseIntArg, printJson, reportError } from '../output.ts'
-import { ProgressLine } from '../progress.ts'
+import { formatDuration, parseIntArg, printJson, progressLine, reportError } from '../output.ts'
+import type { ProgressLine } from '../progress.ts'
 
 interface DemoFlags {
   hosts: string
@@ -104,7 +104,7 @@ export function demoCommand(): Command {
 
         const job = await client.submit<number>({ processor: 'count-primes', range: [0, to] })
         say(`submitted count-primes over [0, ${to}) as job ${job.id} in ${job.summary?.sharesTotal} shares`)
-        const progress = json ? undefined : new ProgressLine(process.stderr)
+        const progress = json ? undefined : await progressLine()
         if (progress) job.on('progress', (s) => progress.update(s))
         const result = await job.result()
         progress?.finish()

@@ -8,8 +8,8 @@
 import { Command } from 'commander'
 import type { JobSummary, Migration, ShoalClient } from '../../sdk/client.ts'
 import { clientOptions, withClient, type ClientFlags } from '../client-options.ts'
-import { formatDuration, printJson, reportError } from '../output.ts'
-import { ProgressLine } from '../progress.ts'
+import { formatDuration, printJson, progressLine, reportError } from '../output.ts'
+import type { ProgressLine } from '../progress.ts'
 import { formatResult } from './submit.ts'
 
 export function jobCommand(): Command {
@@ -47,19 +47,21 @@ export function jobCommand(): Command {
         .argument('<id>', 'job id')
         .action((id: string, o: ClientFlags) =>
           withClient(o, async (c) => {
-            const job = await c.job(id)
-            const progress = o.json ? undefined : new ProgressLine(process.stderr)
-            if (progress) {
-              if (job.summary) progress.update(job.summary)
-              job.on('progress', (s: JobSummary) => progress.update(s))
-            }
+            // Installed first: a Ctrl-C at any moment stops waiting, never the job.
+            let progress: ProgressLine | undefined
             const stop = () => {
               progress?.finish()
               process.stderr.write(`stopped waiting; job ${id} goes on (wait again: shoal job wait ${id}; cancel: shoal job cancel ${id})\n`)
-              job.close()
               process.exit(130)
             }
             process.once('SIGINT', stop)
+            const job = await c.job(id)
+            progress = o.json ? undefined : await progressLine()
+            const shown = progress
+            if (shown) {
+              if (job.summary) shown.update(job.summary)
+              job.on('progress', (s: JobSummary) => shown.update(s))
+            }
             const final = await job.done()
             process.off('SIGINT', stop)
             progress?.finish()

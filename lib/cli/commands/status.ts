@@ -128,6 +128,10 @@ async function watch(client: ShoalClient, everyMs: number, json: boolean): Promi
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const tty = process.stdout.isTTY === true
+  // On a terminal: redrawn in place, every line cut to the width (log-update, cli-truncate), so a
+  // narrow terminal neither wraps nor keeps fragments; on a pipe: frames in sequence.
+  const [{ createLogUpdate }, { default: cliTruncate }] = await Promise.all([import('log-update'), import('cli-truncate')])
+  const draw = tty && !json ? createLogUpdate(process.stdout, { showCursor: true }) : undefined
   try {
     while (!stop.signal.aborted) {
       const at = new Date()
@@ -139,11 +143,14 @@ async function watch(client: ShoalClient, everyMs: number, json: boolean): Promi
         const why = (e as Error).message
         frame = json ? JSON.stringify({ at: at.toISOString(), error: why }) : `shoal  ${at.toISOString().slice(11, 23)}   cannot reach the balancer: ${why}`
       }
-      // On a terminal: home the cursor and clear, so the view redraws in place; on a pipe: frames in sequence.
-      process.stdout.write(json ? `${frame}\n` : tty ? `\x1b[H\x1b[2J${frame}\n` : `${frame}\n\n`)
+      if (draw) {
+        const columns = Math.max(10, (process.stdout.columns || 80) - 1)
+        draw(frame.split('\n').map((l) => cliTruncate(l, columns)).join('\n'))
+      } else process.stdout.write(json ? `${frame}\n` : `${frame}\n\n`)
       await delay(everyMs, undefined, { signal: stop.signal }).catch(() => undefined)
     }
   } finally {
+    draw?.done()
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }

@@ -7,8 +7,8 @@ import { Command } from 'commander'
 import type { ShoalClient, JobSummary } from '../../sdk/client.ts'
 import { connectClient, connectionOptions, exitSoon, type ClientFlags } from '../client-options.ts'
 import { ShoalError } from '../../errors.ts'
-import { formatDuration, parseIntArg, parseRange, parseTags, printJson, reportError } from '../output.ts'
-import { ProgressLine } from '../progress.ts'
+import { formatDuration, parseIntArg, parseRange, parseTags, printJson, progressLine, reportError } from '../output.ts'
+import type { ProgressLine } from '../progress.ts'
 
 interface SubmitFlags extends ClientFlags {
   range: string
@@ -47,6 +47,20 @@ export function submitCommand(): Command {
         client = await connectClient(o)
         const abort = new AbortController()
         if (o.cancelOnInterrupt) process.once('SIGINT', () => abort.abort())
+        // Ctrl-C stops waiting, as detaching from `kubectl logs -f` or a Ray job does: the job goes
+        // on. The handler is there before the job is sent, so no Ctrl-C finds the default action.
+        let jobId: string | undefined
+        let progress: ProgressLine | undefined
+        const detach = () => {
+          progress?.finish()
+          process.stderr.write(
+            jobId === undefined
+              ? 'stopped before the balancer answered: the job may have been admitted (shoal job list shows it)\n'
+              : `stopped waiting; job ${jobId} goes on (wait again: shoal job wait ${jobId}; cancel: shoal job cancel ${jobId})\n`,
+          )
+          process.exit(130)
+        }
+        if (o.wait && !o.cancelOnInterrupt) process.once('SIGINT', detach)
         const job = await client.submit({
           processor,
           range,
@@ -56,6 +70,7 @@ export function submitCommand(): Command {
           ...(o.tags !== undefined ? { tags: parseTags(o.tags) } : {}),
           ...(o.spread ? { spread: true } : {}),
         })
+        jobId = job.id
         if (!o.wait) {
           const s = job.summary!
           job.close()
@@ -63,16 +78,9 @@ export function submitCommand(): Command {
           else process.stdout.write(`${s.jobId}\n`)
           return
         }
-        const progress = json ? undefined : new ProgressLine(process.stderr)
-        if (progress) job.on('progress', (s: JobSummary) => progress.update(s))
-        // Ctrl-C stops waiting, as detaching from `kubectl logs -f` or a Ray job does: the job goes on.
-        const detach = () => {
-          progress?.finish()
-          process.stderr.write(`stopped waiting; job ${job.id} goes on (wait again: shoal job wait ${job.id}; cancel: shoal job cancel ${job.id})\n`)
-          job.close()
-          process.exit(130)
-        }
-        if (!o.cancelOnInterrupt) process.once('SIGINT', detach)
+        progress = json ? undefined : await progressLine()
+        const shown = progress
+        if (shown) job.on('progress', (s: JobSummary) => shown.update(s))
         const final = await job.done()
         process.off('SIGINT', detach)
         progress?.finish()
