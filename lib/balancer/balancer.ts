@@ -698,7 +698,10 @@ export class Balancer {
         const { leader, standbys } = this.leadership()
         // A submitter sees the history of its own jobs only, and no reject counts (they name identities).
         const operator = isOperator(identity)
-        const mine = (x: { jobId: string }) => operator || (this.jobs.get(x.jobId)?.owner ?? 'operator') === identity
+        const mine = (x: { jobId: string }) => {
+          const job = this.jobs.get(x.jobId)
+          return job ? mayActOn(job, identity) : operator
+        }
         const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: operator ? this.rejected() : {}, migrations: this.migrations.filter(mine).slice(-50), failovers: this.failovers.filter(mine).slice(-100), ...(balance ? { balance } : {}), leader, standbys }
         // Room to spare for the fields fitStatus does not cut.
         const max = this.bus.codec.maxMessageBytes
@@ -812,8 +815,7 @@ export class Balancer {
   private assertAssignable(m: Submit): void {
     const codec = this.bus.codec
     const big = Number.MAX_SAFE_INTEGER
-    const share = { shareId: `${m.jobId}-s${big}`, jobId: m.jobId, epoch: big, processor: m.processor, input: m.input, from: m.to, to: m.to, position: m.to, unitsDone: m.to }
-    const bytes = codec.sizeOf({ v: V, t: 'assign', term: big, share })
+    const bytes = codec.sizeOf(assignCommand(m, { shareId: `${m.jobId}-s${big}`, from: m.to, to: m.to, position: m.to, unitsDone: m.to }, big, big))
     if (bytes <= codec.maxMessageBytes) return
     const inputBytes = codec.sizeOf(m.input)
     throw new ShoalError('E_MSG_TOO_LARGE', `input is ${inputBytes} bytes: a share's assignment would be ${bytes} bytes, over protocol.maxMessageBytes (${codec.maxMessageBytes}); keep the input under ${codec.maxMessageBytes - (bytes - inputBytes)} bytes, or pass large data by reference (a path or URL the hosts can read)`, {
@@ -978,6 +980,14 @@ export class Balancer {
     const s = this.shares.get(shareId)
     const job = s && this.jobs.get(s.jobId)
     if (!s || !job || s.status !== 'pending' || isFinal(job.state)) return
+    // Measured before anything changes: no host could ever be sent an assignment over the limit
+    // (an input admitted under an older limit, or with a large inline state), so the job fails
+    // rather than being tried again and again.
+    const bytes = this.bus.codec.sizeOf(assignCommand(job, s, s.epoch + 1, this.fence.term))
+    if (bytes > this.bus.codec.maxMessageBytes) {
+      await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${shareId} cannot be sent to any host: its assignment is ${bytes} bytes, over protocol.maxMessageBytes (${this.bus.codec.maxMessageBytes}). The job's input and the share's inline checkpoint state must fit in it together`)))
+      return
+    }
     s.status = 'running'
     s.epoch += 1
     s.host = hostId
@@ -1007,21 +1017,8 @@ export class Balancer {
     }
     // While the write waited (a store outage), the share may have been put back or moved on.
     if (s.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
-    const cmd: HostCommand = {
-      v: V,
-      t: 'assign',
-      term: this.fence.term,
-      share: { shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
-    }
-    const bytes = this.bus.codec.sizeOf(cmd)
-    if (bytes > this.bus.codec.maxMessageBytes) {
-      // No host could ever be sent this: fail the job rather than try again and again.
-      this.refusals.shareSettled(shareId)
-      await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${shareId} cannot be sent to any host: its assignment is ${bytes} bytes, over protocol.maxMessageBytes (${this.bus.codec.maxMessageBytes}). The job's input and the share's inline checkpoint state must fit in it together`)))
-      return
-    }
     try {
-      await this.command(hostId, cmd)
+      await this.command(hostId, assignCommand(job, s, epoch, this.fence.term))
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
       this.refusals.hostAccepted(hostId)
       this.refusals.shareSettled(shareId)
@@ -1466,4 +1463,22 @@ function mayActOn(job: JobRecord, identity: string): boolean {
 /** The inbox a host's request must be answered on, or undefined when `hostId` is none. */
 function inboxOfHost(s: Subjects, hostId: string | null): string | undefined {
   return hostId === null ? undefined : s.inbox(hostIdentity(hostId))
+}
+
+/**
+ * The command that hands share `s` of `job` to a host under `epoch`: the one builder, so that the
+ * admission check measures exactly what assignments send.
+ */
+function assignCommand(
+  job: { jobId: string; processor: string; input: unknown },
+  s: { shareId: string; from: number; to: number; position: number; unitsDone: number; state?: unknown; stateRef?: ShareRecord['stateRef'] },
+  epoch: number,
+  term: number,
+): HostCommand {
+  return {
+    v: V,
+    t: 'assign',
+    term,
+    share: { shareId: s.shareId, jobId: job.jobId, epoch, processor: job.processor, input: job.input, from: s.from, to: s.to, position: s.position, state: s.state, ...(s.stateRef ? { stateRef: s.stateRef } : {}), unitsDone: s.unitsDone },
+  }
 }

@@ -8,6 +8,7 @@
 import { expect } from 'chai'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr'
+import { MAX_ASSIGN_REFUSALS } from '../../lib/balancer/assign-refusals.ts'
 import { Codec } from '../../lib/protocol/codec.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { useNatsServer } from '../support/nats.ts'
@@ -111,7 +112,7 @@ describe('abuse of an open cluster (defence without auth)', function () {
       const job = await c.client.submit({ processor: 'count-primes', range: [0, 1000], shares: 1 })
       const err = await expectShoalError(job.result(), 'E_JOB_FAILED')
       expect(err.message).to.include('E_UNPLACEABLE').and.include('refused by rogue2')
-      expect(assigns).to.equal(8)
+      expect(assigns).to.equal(MAX_ASSIGN_REFUSALS)
     } finally {
       clearInterval(beating)
       cmd.unsubscribe()
