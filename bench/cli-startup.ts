@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { BenchError, type BenchContext, type Figures } from './support/bench.ts'
+import { BenchError, median, type BenchContext, type Figures } from './support/bench.ts'
 
 const exec = promisify(execFile)
 
@@ -20,14 +20,8 @@ const DIST_MAIN = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.u
 
 async function timeMs(args: string[]): Promise<number> {
   const t0 = performance.now()
-  await exec(process.execPath, args, { env: { ...process.env } })
+  await exec(process.execPath, args)
   return performance.now() - t0
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 export async function run(ctx: BenchContext): Promise<Figures> {

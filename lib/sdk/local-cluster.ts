@@ -14,7 +14,9 @@
  */
 
 import type { ChildProcess } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
+import { createInterface } from 'node:readline'
 import { BalancerNode } from '../balancer/node.ts'
 import { spawnShoal, stopChild } from '../cli/spawn.ts'
 import { loadConfig } from '../config/mod.ts'
@@ -57,7 +59,7 @@ export class LocalCluster {
   static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
     const hosts = opts.hosts ?? 2
     if (!Number.isInteger(hosts) || hosts < 1 || hosts > 64) throw new ShoalError('E_CONFIG', `hosts must be an integer from 1 to 64 (got ${hosts})`)
-    const cores = (await import('node:os')).availableParallelism()
+    const cores = availableParallelism()
     const slots = opts.slots ?? Math.max(1, Math.floor(cores / hosts))
     const processors = (opts.processors ?? []).map((p) => path.resolve(p))
     const cluster = opts.cluster ?? `local${process.pid}`
@@ -81,9 +83,9 @@ export class LocalCluster {
         }
         const child = spawnShoal(args, { env, stdio: ['ignore', 'ignore', 'pipe'], typescript: processors.some(isTypeScript) })
         const onLog = opts.onHostLog
-        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-          if (onLog) for (const line of d.split('\n')) if (line) onLog(id, line)
-        })
+        // Whole lines: a chunk of a pipe may end in the middle of one.
+        if (onLog && child.stderr) createInterface({ input: child.stderr }).on('line', (line) => line && onLog(id, line))
+        else child.stderr?.resume()
         children.push(child)
       }
       const local = new LocalCluster(nats, balancer, children, nats.url, cluster, hostIds, metricsUrls)

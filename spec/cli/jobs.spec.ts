@@ -105,10 +105,12 @@ describe('job commands and honest submissions, through the CLI', function () {
     let stdout = ''
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
     const running = async () => (await c.client.status()).jobs.find((j) => j.processor === 'count-primes' && j.to === 300_000_000 && j.state === 'running')
     await c.waitFor(async () => (await running()) !== undefined, 20_000, 'the long job to run')
     const id = (await running())!.jobId
-    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    // The CLI knows the job once it draws its progress line (on a pipe: the first one at once).
+    await c.waitFor(() => stderr.includes(id) || child.exitCode !== null, 20_000, 'the CLI to show the job\'s progress')
     child.kill('SIGINT')
     expect(await exit).to.equal(130)
     expect(stderr).to.include(`shoal job wait ${id}`).and.include(`shoal job cancel ${id}`)

@@ -76,7 +76,10 @@ describe('a local cluster for your own processors', function () {
 
   it('says which processor module does not load, instead of waiting for hosts that never join', async () => {
     const err = await LocalCluster.start({ hosts: 1, processors: ['/nonexistent/pi.ts'], startTimeoutMs: 30_000 }).then(
-      () => null,
+      async (local) => {
+        await local.stop()
+        return null
+      },
       (e: Error & { code?: string }) => e,
     )
     expect(err?.message).to.include('exited while starting')

@@ -20,7 +20,6 @@ import type { RunningNatsServer } from '../../nats-server/launcher.ts'
 import type { ShoalClient } from '../../sdk/client.ts'
 import { spawnShoal, stopChild } from '../spawn.ts'
 import { formatDuration, parseIntArg, printJson, progressLine, reportError } from '../output.ts'
-import type { ProgressLine } from '../progress.ts'
 
 interface DemoFlags {
   hosts: string

@@ -9,7 +9,7 @@ import { Command } from 'commander'
 import { ShoalError } from '../../errors.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Subjects } from '../../protocol/subjects.ts'
-import { clientOptions, clientSettings, type ClientFlags } from '../client-options.ts'
+import { clientOptions, clientSettings, exitSoon, timeoutOf, type ClientFlags } from '../client-options.ts'
 import { printJson, reportError } from '../output.ts'
 
 export function storeCommand(): Command {
@@ -50,16 +50,18 @@ export function storeCommand(): Command {
 async function withNats(o: ClientFlags, fn: (nc: NatsConnection, subjects: Subjects) => Promise<void>): Promise<void> {
   let nc: NatsConnection | undefined
   try {
+    const timeoutMs = timeoutOf(o)
     const { nats, cluster } = await clientSettings(o)
     const [{ connectNats }, { BALANCER_IDENTITY, Subjects }] = await Promise.all([import('../../nats-connect.ts'), import('../../protocol/subjects.ts')])
     const subjects = new Subjects(cluster)
     // Bucket administration is JetStream API work, which a secured cluster allows the balancer
     // identity only: run it with the balancer's config, and take replies on the balancer's inboxes.
-    nc = await connectNats({ ...nats, inboxPrefix: subjects.inbox(BALANCER_IDENTITY) }, 'shoal-store')
+    nc = await connectNats({ ...nats, inboxPrefix: subjects.inbox(BALANCER_IDENTITY) }, 'shoal-store', {}, { connectTimeoutMs: timeoutMs ?? 5_000 })
     await fn(nc, subjects)
   } catch (e) {
     reportError(e, o.json === true)
   } finally {
     await nc?.close().catch(() => undefined)
+    exitSoon()
   }
 }
