@@ -84,8 +84,6 @@ export class Host {
   /** Per-share chain of reports, so a share's reports reach the balancer in order. */
   private readonly reportChains = new Map<string, Promise<void>>()
   /** The newest periodic checkpoint taken per share: an older one still waiting to be sent is not. */
-  private readonly newestCheckpoint = new Map<string, number>()
-  private checkpointSeq = 0
   /** Measures checkpoint lateness and sets how long before they are due shares take them. */
   private readonly pace: CheckpointPace
   private worstLatenessMs = 0
@@ -400,15 +398,17 @@ export class Host {
       ...(a.state === undefined ? {} : { state: a.state }),
     }
     const isCurrent = () => this.running.get(a.shareId) === run
+    // Checkpoints of this run, numbered: one with a newer behind it is superseded.
+    let newest = 0
     const run: RunningShare = this.runner.start(spec, {
       onCheckpoint: (cp) => {
         if (!isCurrent()) return
-        const seq = ++this.checkpointSeq
-        this.newestCheckpoint.set(a.shareId, seq)
-        const msg = this.checkpointMsg(cp).then((checkpoint): Report => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint }))
+        const seq = ++newest
+        // Built when its turn comes: a superseded large state is never uploaded.
+        const msg = () => this.checkpointMsg(cp).then((checkpoint): Report => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint }))
         this.report(a.shareId, msg, false, {
           // A newer checkpoint of this share is waiting behind this one: sending this one only delays it.
-          superseded: () => this.newestCheckpoint.get(a.shareId) !== seq,
+          superseded: () => newest !== seq,
           durable: () => this.pace.durable(cp, checkpointClock()),
         }).catch(() => undefined) // report() settles every failure itself
       },
@@ -426,7 +426,7 @@ export class Host {
         const msg: Report = { v: V, t: 'failed', hostId: this.hostId, shareId: f.shareId, epoch: f.epoch, error: f.error }
         this.log.warn({ share: f.shareId, error: f.error.message }, 'share failed')
         const cp = f.checkpoint
-        this.finished(f.shareId, f.epoch, cp?.position ?? a.position, cp?.unitsDone ?? a.unitsDone, this.report(a.shareId, cp ? this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true))
+        this.finished(f.shareId, f.epoch, cp?.position ?? a.position, cp?.unitsDone ?? a.unitsDone, this.report(a.shareId, cp ? () => this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true))
       },
     })
     this.running.set(a.shareId, run)
@@ -448,12 +448,16 @@ export class Host {
     }, () => undefined)
   }
 
-  private report(shareId: string, msg: Report | Promise<Report>, mustArrive: boolean, opts: ReportOptions = {}): Promise<void> {
+  private report(shareId: string, msg: Report | (() => Promise<Report>), mustArrive: boolean, opts: ReportOptions = {}): Promise<void> {
     const prev = this.reportChains.get(shareId) ?? Promise.resolve()
     const next = prev.then(async () => {
+      if (opts.superseded?.()) {
+        this.metrics.checkpointsSuperseded.inc()
+        return
+      }
       let m: Report
       try {
-        m = await msg
+        m = typeof msg === 'function' ? await msg() : msg
       } catch (e) {
         this.metrics.checkpointFailures.inc({ cause: 'error' })
         this.limited.warn('checkpoint-state', { share: shareId, err: (e as Error).message }, 'checkpoint not sent: its state could not be stored')
@@ -469,9 +473,7 @@ export class Host {
     // send() handles every failure itself; this only forgets the finished chain.
     next
       .finally(() => {
-        if (this.reportChains.get(shareId) !== next) return
-        this.reportChains.delete(shareId)
-        if (!this.running.has(shareId)) this.newestCheckpoint.delete(shareId)
+        if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
       })
       .catch((e: unknown) => this.log.error({ share: shareId, err: (e as Error).message }, 'report chain failed'))
     return next
