@@ -78,8 +78,12 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     const leaderKvm = new Kvm(jetstream(nc, { timeout: Math.max(200, opts.leaseMs) }))
     const jsm = await jetstreamManager(nc, { timeout: DATA_TIMEOUT_MS })
     const open = async (kind: KvKind) => {
-      // Kvm.create mutates its options object: a fresh literal each time.
-      const kv = await (kind === 'leader' ? leaderKvm : kvm).create(subjects.bucket(kind), { history: 1, replicas })
+      // Kvm.create mutates its options object: a fresh literal each time. No direct gets: every read
+      // goes to the stream leader, whose revisions are the ones a compare-and-set is checked
+      // against. A direct get may be answered by any replica, and nats-server 2.9.10 can number the
+      // same message differently on a replica that restarted (the chaos benchmark read a record
+      // alternately as revision 80 and 81 for 30 s): every write based on such a read conflicts.
+      const kv = await (kind === 'leader' ? leaderKvm : kvm).create(subjects.bucket(kind), { history: 1, replicas, allow_direct: false })
       const have = (await kv.status()).replicas
       if (have !== replicas) warnings.push(replicaWarning(subjects.bucket(kind), have, replicas))
       else if (clustered && have < 3) warnings.push(`bucket ${subjects.bucket(kind)} has ${have} replica(s) on a NATS cluster: losing the node that holds it stops Shoal until it is back; set nats.replicas to 3 (and run 'shoal store replicas 3' for existing buckets)`)

@@ -3,13 +3,22 @@
  * compare-and-set on its revision (per-key TTL is ignored by nats-server 2.9.10), with a term that
  * grows at every takeover.
  *
- *   follower  reads the key every `leaseMs / 10`. A revision it has seen unchanged for `leaseMs`
+ *   follower  reads the key every `leaseMs / 10`. A record it has seen unchanged for `leaseMs`
  *             of its own (monotonic) time, or a lease marked released, it replaces with its own
  *             record at term + 1; the CAS lets exactly one contender win.
  *   leader    renews every `leaseMs / 5`. Its fence is valid until the send time of its last
  *             successful renewal + `leaseMs`: a follower only takes over after seeing the same
- *             revision for `leaseMs`, which it can only start seeing after that send, so the two
+ *             record for `leaseMs`, which it can only start seeing after that send, so the two
  *             never act at once. A renewal that conflicts shows another leader: deposed.
+ *
+ * What a follower watches is the record's bytes, not only its revision: every renewal writes a new
+ * renewedAt, so unchanged bytes mean no renewal. nats-server 2.9.10 can number one stream's
+ * messages differently on two replicas after a node restarts (found by the chaos benchmark: direct
+ * gets of a dead leader's record alternated between revisions 80 and 81 for 30 s, and a follower
+ * that waited for one revision to stand still took 25–46 s to take over). The buckets read from
+ * the stream leader for that reason (buckets.ts); watching bytes keeps the follower right even
+ * if a read does come from a diverged replica, and a takeover that conflicts then simply tries
+ * again at the next round with the revision read then.
  *
  * A follower that cannot read the key forgets what it saw: an outage of its own is not the
  * leader's silence, and after it the leader gets a whole lease to renew again. After store trouble
@@ -69,8 +78,8 @@ export class Lease {
   private fence: LeaseFence | undefined
   private record: LeaseRecord | undefined
   private revision = 0
-  /** The revision a follower saw, and since when (monotonic). */
-  private observed: { revision: number; at: number } | undefined
+  /** The record (its bytes) a follower saw, and since when (monotonic). */
+  private observed: { bytes: string; at: number } | undefined
   /** When this follower last met store trouble (monotonic ms). */
   private troubledAt = Number.NEGATIVE_INFINITY
   private lastSeen: LeaseRecord | undefined
@@ -183,8 +192,9 @@ export class Lease {
       const rec = this.o.decode(cur.value)
       this.lastSeen = rec
       if (!rec.released) {
-        if (!this.observed || this.observed.revision !== cur.revision) {
-          this.observed = { revision: cur.revision, at: now }
+        const bytes = Buffer.from(cur.value).toString('base64')
+        if (!this.observed || this.observed.bytes !== bytes) {
+          this.observed = { bytes, at: now }
           return
         }
         const patience = now - this.troubledAt < 3 * this.o.leaseMs ? 2 * this.o.leaseMs : this.o.leaseMs
@@ -201,12 +211,14 @@ export class Lease {
     try {
       this.revision = revision === 0 ? await this.o.kv.create(LEASE_KEY, this.o.encode(rec)) : await this.o.kv.update(LEASE_KEY, this.o.encode(rec), revision)
     } catch (e) {
-      // Someone else won, or the store is away: follow again from scratch.
-      this.observed = undefined
       if (!(e instanceof RevisionConflict)) {
+        // The store is away: follow again from scratch.
+        this.observed = undefined
         this.troubledAt = this.o.now()
         this.o.events.storeTrouble?.(e)
       } else {
+        // Someone else won (the next read shows other bytes and starts the wait again), or the
+        // revision read was a diverged replica's (the same bytes again: the next round retries).
         this.o.events.takeoverConflict?.(revision, term)
       }
       return

@@ -77,6 +77,32 @@ describe('leadership lease', () => {
     expect(record(kv)).to.include({ id: 'b', term: 2 })
   })
 
+  it('takes over after a lease of silence even when the reads alternate between two replicas that number the record differently', async () => {
+    const { kv, clock, a, b } = setup()
+    await a.lease.step()
+    kv.divergedBy = 1
+    await b.lease.step()
+    for (clock.t = 0; clock.t < LEASE_MS; clock.t += LEASE_MS / 10) await b.lease.step()
+    expect(b.lease.leading).to.equal(false)
+    // The same bytes under revisions r and r + 1: no renewal. b takes over at the first read of the
+    // true revision once the lease has passed (a read of the diverged one conflicts and is retried).
+    for (; clock.t <= LEASE_MS + LEASE_MS / 5 && !b.lease.leading; clock.t += LEASE_MS / 10) await b.lease.step()
+    expect(b.lease.leading).to.equal(true)
+    expect(record(kv)).to.include({ id: 'b', term: 2 })
+  })
+
+  it('does not take the alternating revisions of a diverged replica for a silent leader while it renews', async () => {
+    const { kv, clock, a, b } = setup()
+    await a.lease.step()
+    kv.divergedBy = 1
+    for (clock.t = 0; clock.t <= 5 * LEASE_MS; clock.t += LEASE_MS / 10) {
+      await a.lease.step()
+      await b.lease.step()
+    }
+    expect(b.lease.leading).to.equal(false)
+    expect(a.lease.leading).to.equal(true)
+  })
+
   it('never lets a follower take over while the leader renews', async () => {
     const { clock, a, b } = setup()
     await a.lease.step()

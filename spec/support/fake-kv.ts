@@ -18,6 +18,12 @@ export class FakeKv implements KvBucket {
   readonly faults: Fault[] = []
   /** Get calls fail while this is set. */
   getsFail = false
+  /**
+   * Added to the revision every other get answers with, while set: two replicas that number the
+   * same message differently (nats-server 2.9.10 after a node restart), read in turn.
+   */
+  divergedBy = 0
+  private gets = 0
   /** Every write fails while this is set (the store is away). */
   writesFail = false
   writes = 0
@@ -35,7 +41,9 @@ export class FakeKv implements KvBucket {
   async get(key: string): Promise<{ revision: number; value: Uint8Array } | null> {
     await Promise.resolve()
     if (this.getsFail) throw new Error('jetstream is not enabled')
-    return this.entries.get(key) ?? null
+    const e = this.entries.get(key)
+    if (!e || !this.divergedBy || this.gets++ % 2 === 0) return e ?? null
+    return { revision: e.revision + this.divergedBy, value: e.value }
   }
 
   /** Writes behind the writer's back (another balancer, a deposed one). */
