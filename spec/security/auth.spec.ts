@@ -21,6 +21,7 @@ import { loadConfig } from '../../lib/config/mod.ts'
 import { freePort } from '../../lib/free-port.ts'
 import { authOptions, closeNats, connectNats, type NatsSettings } from '../../lib/nats-connect.ts'
 import { startNatsServer, type RunningNatsServer } from '../../lib/nats-server/launcher.ts'
+import { Codec } from '../../lib/protocol/codec.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { ShoalClient } from '../../lib/sdk/client.ts'
 import { startCluster, type TestCluster } from '../support/cluster.ts'
@@ -29,6 +30,8 @@ import { expectShoalError } from '../support/processes.ts'
 const bigState = fileURLToPath(new URL('../fixtures/processors/big-state.ts', import.meta.url))
 const CLUSTER = 'sec'
 const pack = new Packr({ useRecords: false })
+/** protocol.maxMessageBytes as the balancer has it by default. */
+const LIMIT = 1024 * 1024 - 4096
 
 describe('a secured cluster (shoal auth init --tls)', function () {
   this.timeout(120_000)
@@ -248,6 +251,30 @@ describe('a secured cluster (shoal auth init --tls)', function () {
       () => expect.fail('host-h3 sent on h1\'s blob subject'),
       (e: Error) => expect(e.message).to.match(/Permissions Violation/),
     )
+  })
+
+  it('an input just under the message limit is refused at submission with the sizes; junk on pool subjects from a submitter is refused by NATS', async () => {
+    const bob = await client('submitter-bob')
+    const spam = await raw('submitter-bob')
+    try {
+      // The largest input whose submission fits: its assignment (input plus share fields) does not.
+      const codec = new Codec(LIMIT)
+      const sub = (n: number) => codec.sizeOf({ v: 1, t: 'submit', jobId: 'big-input-sec', processor: 'count-primes', input: 'x'.repeat(n), from: 0, to: 1000, shares: 1 })
+      let n = LIMIT - 200
+      while (sub(n + 1) <= LIMIT) n++
+      const err = await expectShoalError(bob.submit({ processor: 'count-primes', range: [0, 1000], input: 'x'.repeat(n), shares: 1, jobId: 'big-input-sec' }), 'E_MSG_TOO_LARGE')
+      expect(err.message).to.include('keep the input under')
+      // 1,000 junk heartbeats on distinct subjects: a submitter may not publish on pool subjects at all.
+      for (let i = 0; i < 1000; i++) spam.nc.publish(s.heartbeat(`junk-${i}`), pack.pack({ v: 1, t: 'hb', hostId: `junk-${i}` }))
+      await refused(spam, s.heartbeat('junk-999'))
+      const st = await c.client.status()
+      expect(st.hosts.filter((h) => h.hostId.startsWith('junk-'))).to.deep.equal([])
+      expect(Object.keys(st.rejected).filter((k) => k.includes('junk-'))).to.deep.equal([])
+      const job = await bob.submit<number>({ processor: 'count-primes', range: [0, 1_000_000], shares: 2 })
+      expect(await job.result()).to.equal(78498)
+    } finally {
+      await bob.close()
+    }
   })
 
   it('never refused anything Shoal\'s own processes needed (the permissions are enough)', () => {
