@@ -2,7 +2,7 @@
  * Worked example of a processor (see docs/PROCESSORS.md): over a list of words given as input,
  * counts how many words have each length. The job's range is a range over the list's indices.
  */
-import { defineProcessor } from '../../lib/processors/define.ts'
+import { defineProcessor } from 'shoal/processor'
 
 type Input = { words: string[] }
 type State = { histogram: Record<number, number> }
