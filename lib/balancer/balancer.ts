@@ -49,6 +49,7 @@ import {
 import { BALANCER_IDENTITY, SUBMITTER_OPS, Subjects, hostIdentity, isOperator, type ApiOp } from '../protocol/subjects.ts'
 import { BlobProxy } from './blob-proxy.ts'
 import { fitStatus } from './status-fit.ts'
+import { expiredJobs } from './retention.ts'
 import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
@@ -310,6 +311,8 @@ export class Balancer {
     this.timers.push(
       setInterval(() => this.tick(), tickMs),
       setInterval(() => this.publishProgress(), PROGRESS_EVERY_MS),
+      // Finished jobs past jobs.retainMs: a tenth of the retention late at most, never more than a minute.
+      setInterval(() => this.forgetExpired(Date.now()), Math.min(60_000, Math.max(100, Math.floor(this.config.jobs.retainMs / 10)))),
     )
     this.cycleTimer = setInterval(() => this.cycle(), this.config.balancer.intervalMs)
     this.kick()
@@ -1296,6 +1299,29 @@ export class Balancer {
       }
     }
     this.publishJob(job)
+  }
+
+  /**
+   * Forgets finished jobs older than jobs.retainMs: out of memory, and their job and share records
+   * out of the store (deleted by compare-and-set, so a record another term rewrote stays). The id
+   * is free again once the job record is deleted.
+   */
+  private forgetExpired(now: number): void {
+    if (!this.acting()) return
+    for (const jobId of expiredJobs(this.jobs.values(), now, this.config.jobs.retainMs)) {
+      if (this.merging.has(jobId) || this.admitting.has(jobId)) continue
+      const shares = this.sharesByJob.get(jobId) ?? []
+      this.jobs.delete(jobId)
+      this.sharesByJob.delete(jobId)
+      this.lastProgress.delete(jobId)
+      for (const s of shares) {
+        this.shares.delete(s.shareId)
+        for (const m of [this.live, this.assignedAt, this.migratedAt, this.pendingReason, this.openFailover]) m.delete(s.shareId)
+        this.refusals.shareSettled(s.shareId)
+        this.dropState(s.stateRef?.name)
+      }
+      this.store.removeJob(jobId, shares.map((s) => s.shareId)).catch((e: unknown) => this.failed('forgetting a finished job', e))
+    }
   }
 
   /** What the metrics' state gauges show, read at scrape time (one pass over the records). */

@@ -137,6 +137,14 @@ export function adapt(name: string, kv: KV, jsm: JetStreamManager): Bucket {
         throw conflict(key, e)
       }
     },
+    async remove(key, revision) {
+      try {
+        // A purge leaves one small marker per key (JetStream's rollup) instead of the record.
+        await kv.purge(key, { previousSeq: revision })
+      } catch (e) {
+        throw conflict(key, e)
+      }
+    },
     async get(key) {
       const e = await kv.get(key)
       if (!e || e.operation !== 'PUT' || e.value.length === 0) return null

@@ -29,7 +29,12 @@ export interface KvBucket {
   update(key: string, value: Uint8Array, revision: number): Promise<number>
   /** The current entry, or null when the key does not exist (or was deleted). */
   get(key: string): Promise<{ revision: number; value: Uint8Array } | null>
+  /** Deletes the key if it is still at `revision` (RevisionConflict otherwise). */
+  remove(key: string, revision: number): Promise<void>
 }
+
+/** The queued "record" of a key that is to be deleted. */
+const REMOVED: object = Object.freeze({})
 
 /** The store already holds another revision of the key than the one named. */
 export class RevisionConflict extends Error {
@@ -110,6 +115,15 @@ export class RecordWriter {
     return done
   }
 
+  /**
+   * Deletes the key once the writes queued before are done (a put after it writes the key anew).
+   * Fenced like a write: a compare-and-set on the revision this writer knows, so a key another
+   * term rewrote meanwhile is never deleted by a deposed leader. Resolves once deleted (or absent).
+   */
+  remove(key: string): Promise<void> {
+    return this.put(key, REMOVED)
+  }
+
   private async drain(key: string, k: KeyState): Promise<void> {
     k.running = true
     while (k.waiting.length) {
@@ -133,10 +147,16 @@ export class RecordWriter {
     for (;;) {
       await this.fence.whenValid()
       const term = this.fence.term
-      const data = this.encode({ ...rec, term })
       const rev = this.revisions.get(key) ?? 0
       try {
-        const next = rev === 0 ? await this.kv.create(key, data) : await this.kv.update(key, data, rev)
+        if (rec === REMOVED) {
+          // Absent already (as far as this term knows): nothing to delete. Once deleted, the next
+          // write creates the key again (JetStream's create accepts a deleted key).
+          if (rev !== 0) await this.kv.remove(key, rev)
+          this.revisions.set(key, 0)
+          return
+        }
+        const next = rev === 0 ? await this.kv.create(key, this.encode({ ...rec, term })) : await this.kv.update(key, this.encode({ ...rec, term }), rev)
         this.revisions.set(key, next)
         return
       } catch (e) {

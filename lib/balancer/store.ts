@@ -117,6 +117,17 @@ export class Store {
     return this.hosts.put(rec.hostId, rec)
   }
 
+  /**
+   * Deletes a forgotten job's record and its shares' records (each by compare-and-set, after any
+   * write of it still queued). The shares go first: a crash in between leaves a finished job with
+   * fewer shares, which the next leader forgets in turn, never shares without their job.
+   * Resolves once all are gone; rejects only with E_NOT_LEADER.
+   */
+  async removeJob(jobId: string, shareIds: readonly string[]): Promise<void> {
+    await Promise.all(shareIds.map((id) => this.shares.remove(id)))
+    await this.jobs.remove(jobId)
+  }
+
   /** The object store of large checkpoint states, as bytes (hosts reach it through the balancer). */
   blobStore(): { putBytes(name: string, data: Uint8Array): Promise<void>; getBytes(name: string): Promise<Uint8Array> } {
     return this.b.blobs

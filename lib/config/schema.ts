@@ -203,6 +203,12 @@ export const ConfigSchema = z.strictObject({
     maxPerJob: int(1, undefined, { unit: 'shares', doc: 'Most shares one job is split into.' }).default(1024),
     minUnitsPerShare: int(1, undefined, { unit: 'units', doc: 'Fewest units a share is created with; bounds how finely a job is split.' }).default(1),
   }).prefault({}),
+  jobs: z.strictObject({
+    retainMs: int(1000, undefined, {
+      unit: 'ms',
+      doc: 'How long a finished (completed, failed or cancelled) job stays queryable with `shoal job get`, `job result` and the SDK after it finished. Then the balancer forgets it and deletes its job and share records, and its id may be used again.',
+    }).default(86_400_000),
+  }).prefault({}),
   host: z.strictObject({
     id: str(HOST_ID_RE, 'an id of 1 to 64 characters from A-Z a-z 0-9 _ -', {
       doc: 'Host id; unset means the host picks hostname-pid.',

@@ -132,4 +132,39 @@ describe('record writer', () => {
     await slow
     expect(kv.entries.has('a')).to.equal(true)
   })
+
+  it('deletes a key after the writes queued before it, by compare-and-set; a put after the delete creates it anew', async () => {
+    const kv = new FakeKv()
+    const w = writer(kv)
+    await w.put('s1', { n: 1 })
+    const queued = [w.put('s1', { n: 2 }), w.remove('s1')]
+    await Promise.all(queued)
+    expect(kv.entries.has('s1')).to.equal(false)
+    await w.remove('s1') // absent: nothing to do
+    await w.put('s1', { n: 3 })
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 3, term: 2 })
+  })
+
+  it('retries a delete whose store is away, and deletes over a lower term\'s late write', async () => {
+    const kv = new FakeKv()
+    const slept: number[] = []
+    const w = writer(kv, openFence(2), slept)
+    await w.put('s1', { n: 1 })
+    kv.putRaw('s1', encode({ n: 9, term: 1 }))
+    kv.faults.push('fail', 'fail')
+    await w.remove('s1')
+    expect(kv.entries.has('s1')).to.equal(false)
+    expect(slept.length).to.be.at.least(2)
+  })
+
+  it('never deletes what a higher term wrote: rejects with E_NOT_LEADER and leaves the record', async () => {
+    const kv = new FakeKv()
+    const fence = new LeaseFence(3, 1_000, () => 0)
+    const w = writer(kv, fence)
+    await w.put('s1', { n: 1 })
+    kv.putRaw('s1', encode({ n: 50, term: 4 }))
+    const err = (await w.remove('s1').catch((e: unknown) => e)) as ShoalError
+    expect(err.code).to.equal('E_NOT_LEADER')
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 50, term: 4 })
+  })
 })

@@ -46,6 +46,17 @@ export class FakeKv implements KvBucket {
     return { revision: e.revision + this.divergedBy, value: e.value }
   }
 
+  async remove(key: string, revision: number): Promise<void> {
+    await Promise.resolve()
+    this.writes++
+    const fault = this.writesFail ? 'fail' : this.faults.shift()
+    if (fault === 'fail') throw new Error('TimeoutError: timeout')
+    if ((this.entries.get(key)?.revision ?? 0) !== revision) throw new RevisionConflict(key)
+    this.entries.delete(key)
+    this.seq++
+    if (fault === 'lose-answer') throw new Error('TimeoutError: timeout (the delete went through)')
+  }
+
   /** Writes behind the writer's back (another balancer, a deposed one). */
   putRaw(key: string, value: Uint8Array): number {
     const revision = ++this.seq
