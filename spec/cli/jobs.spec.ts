@@ -99,14 +99,16 @@ describe('job commands and honest submissions, through the CLI', function () {
   })
 
   it('Ctrl-C on submit --wait stops waiting and leaves the job running, saying how to reattach', async () => {
+    // A job far longer than the test (it is cancelled at the end): 3·10⁸ units once finished
+    // between the Ctrl-C and the check on a busy machine.
     const [exe, pre] = shoalCommand()
-    const child = spawn(exe, [...pre, 'submit', 'count-primes', '--range', '0:300000000', '--shares', '2', '--wait'], { env: c.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(exe, [...pre, 'submit', 'count-primes', '--range', '0:6000000000', '--shares', '2', '--wait'], { env: c.env, stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     let stdout = ''
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
     const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-    const running = async () => (await c.client.status()).jobs.find((j) => j.processor === 'count-primes' && j.to === 300_000_000 && j.state === 'running')
+    const running = async () => (await c.client.status()).jobs.find((j) => j.processor === 'count-primes' && j.to === 6_000_000_000 && j.state === 'running')
     await c.waitFor(async () => (await running()) !== undefined, 20_000, 'the long job to run')
     const id = (await running())!.jobId
     // The CLI knows the job once it draws its progress line (on a pipe: the first one at once).

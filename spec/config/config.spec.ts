@@ -74,6 +74,7 @@ describe('config', () => {
           maxPerJob: 1024,
           minUnitsPerShare: 1,
         },
+        jobs: { retainMs: 86_400_000 },
         host: { tags: {}, processors: [] },
         client: { identity: 'operator' },
         protocol: { maxMessageBytes: 1_048_576 - 4096 },
@@ -94,7 +95,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(40)
+      expect(keys).to.have.length(41)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',
