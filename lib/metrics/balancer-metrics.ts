@@ -58,6 +58,7 @@ export class BalancerMetrics {
   readonly checkpointFailures: Counter<'cause'>
   readonly internalErrors: Counter<'where'>
   readonly takeovers: Counter
+  readonly hostTransitions: Counter<'to'>
   /** The state gauges, by short name. */
   private readonly g: Record<string, Gauge<string>>
   private lastRefresh = 0
@@ -103,6 +104,8 @@ export class BalancerMetrics {
     this.checkpointFailures = new Counter({ name: 'shoal_checkpoint_failures_total', help: 'Checkpoint reports not stored, by cause (stale, too-large, not-leader).', labelNames: ['cause'], registers: r })
     this.internalErrors = new Counter({ name: 'shoal_errors_total', help: 'Errors logged and survived (a failed background task, an unhandled rejection), by where.', labelNames: ['where'], registers: r })
     this.takeovers = new Counter({ name: 'shoal_balancer_takeovers_total', help: 'Times this balancer process became the leader.', registers: r })
+    // Counted where they happen: an overloaded balancer's logs arrive late, this does not (issue 12).
+    this.hostTransitions = new Counter({ name: 'shoal_host_transitions_total', help: 'Host membership transitions seen by this balancer while leading, by the state entered (alive, suspect, dead, left).', labelNames: ['to'], registers: r })
     for (const cause of ['stale', 'too-large', 'not-leader']) this.checkpointFailures.inc({ cause }, 0)
     for (const where of ['unhandled-rejection', 'background-task', 'recovery']) this.internalErrors.inc({ where }, 0)
     // Every reason and result exists from the start, so rate() and the dashboards see zeros, not gaps.
