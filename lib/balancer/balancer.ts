@@ -50,6 +50,7 @@ import { BALANCER_IDENTITY, SUBMITTER_OPS, Subjects, hostIdentity, isOperator, t
 import { BlobProxy } from './blob-proxy.ts'
 import { fitStatus } from './status-fit.ts'
 import { expiredJobs } from './retention.ts'
+import { isFinalJob as isFinal, Ledger } from './ledger.ts'
 import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
@@ -121,9 +122,8 @@ export class Balancer {
   private readonly hearing: () => boolean
   private readonly lastHeard: () => number
   private readonly leadership: () => LeadershipView
-  private readonly jobs = new Map<string, JobRecord>()
-  private readonly shares = new Map<string, ShareRecord>()
-  private readonly sharesByJob = new Map<string, ShareRecord[]>()
+  /** Jobs and shares: the only place a share's status, host or epoch changes (ledger.ts). */
+  private readonly ledger = new Ledger()
   private readonly live = new Map<string, LiveShare>()
   private readonly lastProgress = new Map<string, number>()
   private readonly dropsSent = new Set<string>()
@@ -220,7 +220,7 @@ export class Balancer {
       throw e
     }
     b.listen()
-    b.log.info({ cluster: opts.config.cluster, jobs: b.jobs.size, shares: b.shares.size }, 'leading: state recovered, serving')
+    b.log.info({ cluster: opts.config.cluster, jobs: b.ledger.jobCount, shares: b.ledger.shareCount }, 'leading: state recovered, serving')
     return b
   }
 
@@ -263,18 +263,24 @@ export class Balancer {
   /** Rebuilds the in-memory view from JetStream KV. */
   private async recover(): Promise<void> {
     const { jobs, shares, hosts } = await this.store.loadAll((e) => this.limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
-    for (const j of jobs) this.jobs.set(j.jobId, j)
+    for (const j of jobs) this.ledger.addJob(j)
     for (const s of shares) {
       s.attempts ??= 0
       s.failedOn ??= []
-      this.indexShare(s)
+      // Shares go before their job when a finished job is forgotten; a share whose job is gone
+      // is a leftover of that, or of a store edited by hand: nothing can complete it.
+      if (!this.ledger.job(s.jobId)) {
+        this.log.warn({ share: s.shareId, job: s.jobId }, 'share record without its job record: ignored')
+        continue
+      }
+      this.ledger.addShare(s)
     }
     for (const h of hosts) if (h.draining) this.draining.add(h.hostId)
     // A crash between storing a split's tail and shrinking the original leaves them overlapping:
     // the tail is stored first, so the original is the one to shrink.
     const trims: Array<Promise<void>> = []
-    for (const list of this.sharesByJob.values()) {
-      const sorted = [...list].sort((a, b) => a.from - b.from)
+    for (const job of this.ledger.allJobs()) {
+      const sorted = [...this.ledger.sharesOf(job.jobId)].sort((a, b) => a.from - b.from)
       for (let i = 0; i + 1 < sorted.length; i++) {
         const a = sorted[i]!
         const b = sorted[i + 1]!
@@ -291,7 +297,7 @@ export class Balancer {
     // grace period to show up in its host's heartbeats again, and every host hostDeadMs (plus a
     // beat) to be heard from before its shares count as lost.
     this.orphanCheckAt = now + this.config.pool.hostDeadMs + this.config.pool.heartbeatMs
-    for (const s of this.shares.values()) if (s.status === 'running') this.assignedAt.set(s.shareId, now)
+    for (const h of this.ledger.hostsRunning()) for (const s of this.ledger.runningOn(h)) this.assignedAt.set(s.shareId, now)
   }
 
   private listen(): void {
@@ -368,8 +374,7 @@ export class Balancer {
     // hostDeadMs (plus a beat) is lost with that host.
     if (!this.orphanCheckDone && now >= this.orphanCheckAt) {
       this.orphanCheckDone = true
-      const hosts = new Set([...this.shares.values()].filter((s) => s.status === 'running' && s.host).map((s) => s.host!))
-      for (const h of hosts) {
+      for (const h of [...this.ledger.hostsRunning()]) {
         const m = this.membership.get(h)
         if (!m || m.state === 'dead' || m.state === 'left') this.reclaimShares(h, 'host-lost')
       }
@@ -419,14 +424,15 @@ export class Balancer {
     // Reports that are still in flight carry the old epoch and are then rejected, so nothing counts twice.
     const grace = Math.max(3000, 4 * this.config.pool.heartbeatMs)
     const acting = this.acting()
-    for (const s of acting ? this.shares.values() : []) {
-      if (s.status !== 'running' || s.host !== hb.hostId || this.moving.has(s.shareId) || listed.has(`${s.shareId}/${s.epoch}`)) continue
+    // Only this host's running shares: a heartbeat costs what the host runs, not the cluster's history.
+    for (const s of acting ? [...this.ledger.runningOn(hb.hostId)] : []) {
+      if (this.moving.has(s.shareId) || listed.has(`${s.shareId}/${s.epoch}`)) continue
       if (now - (this.assignedAt.get(s.shareId) ?? now) < grace) continue
       this.log.warn({ host: hb.hostId, share: s.shareId, epoch: s.epoch, seq: hb.seq, assignedAgoMs: now - (this.assignedAt.get(s.shareId) ?? now) }, 'share missing from its host\'s heartbeats: re-dispatching it')
       this.requeue(s, 'host-lost')
     }
     for (const s of hb.shares) {
-      const rec = this.shares.get(s.shareId)
+      const rec = this.ledger.share(s.shareId)
       if (rec && rec.status === 'running' && rec.host === hb.hostId && rec.epoch === s.epoch) {
         this.live.set(s.shareId, { epoch: s.epoch, position: s.position, unitsPerSec: s.unitsPerSec, cpuDemand: s.busy })
         continue
@@ -445,6 +451,7 @@ export class Balancer {
   private onMembership(events: MembershipEvent[]): void {
     for (const e of events) {
       this.log.info({ host: e.hostId, from: e.from, to: e.to }, `host ${e.to}`)
+      this.metrics.hostTransitions.inc({ to: e.to })
       if (e.to === 'dead' || e.to === 'left') {
         this.loads.forgetHost(e.hostId)
         this.refusals.forgetHost(e.hostId)
@@ -459,7 +466,7 @@ export class Balancer {
    * next placement gives them a new epoch on another host. No other share is touched.
    */
   private reclaimShares(hostId: string, reason: string): void {
-    const lost = [...this.shares.values()].filter((s) => s.status === 'running' && s.host === hostId)
+    const lost = [...this.ledger.runningOn(hostId)]
     if (!lost.length) return
     this.log.warn({ host: hostId, reason, shares: lost.map((s) => s.shareId) }, `re-dispatching ${lost.length} share(s) from their last checkpoint`)
     for (const s of lost) this.requeue(s, 'host-lost')
@@ -478,9 +485,7 @@ export class Balancer {
       this.metrics.unitsRedone.inc(Math.max(0, f.unitsRedone))
       this.openFailover.set(s.shareId, f)
     }
-    s.status = 'pending'
-    s.host = null
-    s.updatedAt = Date.now()
+    this.ledger.requeue(s, Date.now())
     this.live.delete(s.shareId)
     this.assignedAt.delete(s.shareId)
     this.pendingReason.set(s.shareId, reason)
@@ -515,7 +520,7 @@ export class Balancer {
       throw new ShoalError('E_FORBIDDEN', `a blob request on ${subject} must name host ${from ?? '(none)'}, not ${r.hostId}`)
     }
     const [shareId, epoch, owner] = r.name.split('.')
-    const s = this.shares.get(shareId ?? '')
+    const s = this.ledger.share(shareId ?? '')
     if (r.t === 'blob-put') {
       if (!s || owner !== r.hostId || s.host !== r.hostId || s.status !== 'running' || s.epoch !== Number(epoch)) {
         this.bus.rejects.count(subject, 'forbidden')
@@ -541,7 +546,7 @@ export class Balancer {
     }
     const shareId = r.t === 'checkpoint' ? r.checkpoint.shareId : r.shareId
     const epoch = r.t === 'checkpoint' ? r.checkpoint.epoch : r.epoch
-    const s = this.shares.get(shareId)
+    const s = this.ledger.share(shareId)
     // The same result again (our ack was lost, or went to a balancer that no longer leads): it is
     // stored already, so the answer is the ack it should have had.
     if (r.t === 'done' && s && s.status === 'done' && s.epoch === epoch && s.hosts.at(-1) === r.hostId) return this.ack()
@@ -573,14 +578,10 @@ export class Balancer {
       // The host finished short of the record's end: a split whose answer never reached us. The
       // units past r.to were never processed; they become a share of their own.
       if (r.to < s.to && r.to >= s.from) await this.addTail(s, r.to, s.to, 'split answer lost')
-      s.status = 'done'
-      s.position = s.to
-      s.result = r.result
-      s.state = undefined
+      // Still this epoch's after the tail's write? (A loss or a cancel may have won meanwhile.)
+      if (s.status !== 'running' || s.epoch !== epoch || s.host !== r.hostId) return this.nack('E_STALE_EPOCH', `share ${shareId} epoch ${epoch} changed while its result was recorded: drop it`)
       const garbage = s.stateRef?.name
-      s.stateRef = undefined
-      s.unitsDone = r.unitsDone
-      s.updatedAt = now
+      this.ledger.finish(s, r.result, r.unitsDone, now)
       this.live.delete(shareId)
       this.migratedAt.delete(shareId)
       await this.persistShare(s)
@@ -614,15 +615,14 @@ export class Balancer {
     if (!s.failedOn.includes(hostId)) s.failedOn.push(hostId)
     s.error = error
     s.updatedAt = Date.now()
-    const job = this.jobs.get(s.jobId)
+    const job = this.ledger.job(s.jobId)
     const max = this.config.shares.maxAttempts
     if (job && !isFinal(job.state) && shareErrorRetryable(error) && s.attempts < max) {
       this.log.warn({ share: s.shareId, host: hostId, attempt: s.attempts, of: max, error: error.message }, 'share failed: retrying from its last checkpoint on another host')
       this.requeue(s, 'retry')
       return
     }
-    s.status = 'failed'
-    s.host = null
+    if (s.status === 'running' || s.status === 'pending') this.ledger.fail(s, Date.now())
     this.assignedAt.delete(s.shareId)
     await this.persistShare(s)
     if (job && !isFinal(job.state)) {
@@ -661,7 +661,7 @@ export class Balancer {
 
   /** The job `jobId`, if `identity` may see and act on it. */
   private jobFor(jobId: string, identity: string, op: ApiOp): JobRecord {
-    const job = this.jobs.get(jobId)
+    const job = this.ledger.job(jobId)
     if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${jobId}`)
     if (!mayActOn(job, identity)) {
       this.bus.rejects.count(this.subjects.api(op, identity), 'forbidden')
@@ -691,8 +691,8 @@ export class Balancer {
         // Hosts that are there first: if the reply must shrink, the dead and departed go first.
         const hosts = this.membership.all()
           .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state])
-          .map((h) => hostSummary(h, this.runningOn(h.hostId), this.draining.has(h.hostId), now))
-        const jobs = [...this.jobs.values()]
+          .map((h) => hostSummary(h, this.ledger.runningOn(h.hostId).size, this.draining.has(h.hostId), now))
+        const jobs = [...this.ledger.allJobs()]
           .filter((j) => mayActOn(j, identity))
           .sort((a, b) => b.submittedAt - a.submittedAt)
           .slice(0, 50)
@@ -702,7 +702,7 @@ export class Balancer {
         // A submitter sees the history of its own jobs only, and no reject counts (they name identities).
         const operator = isOperator(identity)
         const mine = (x: { jobId: string }) => {
-          const job = this.jobs.get(x.jobId)
+          const job = this.ledger.job(x.jobId)
           return job ? mayActOn(job, identity) : operator
         }
         const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: operator ? this.rejected() : {}, migrations: this.migrations.filter(mine).slice(-50), failovers: this.failovers.filter(mine).slice(-100), ...(balance ? { balance } : {}), leader, standbys }
@@ -736,7 +736,7 @@ export class Balancer {
   private async submit(m: Submit, owner: string): Promise<ReturnType<Balancer['summary']>> {
     const inFlight = this.admitting.get(m.jobId)
     if (inFlight) await inFlight.catch(() => undefined)
-    const existing = this.jobs.get(m.jobId)
+    const existing = this.ledger.job(m.jobId)
     if (existing) {
       const job = this.jobFor(m.jobId, owner, 'submit')
       const differs = submissionDiffers(job, m)
@@ -794,11 +794,11 @@ export class Balancer {
       reason: poolEmpty ? 'no hosts in the pool yet' : undefined,
       nextShare: ranges.length,
     }
-    this.jobs.set(job.jobId, job)
+    this.ledger.addJob(job)
     const writes = [this.persistJob(job)]
     for (const [i, [from, to]] of ranges.entries()) {
       const s: ShareRecord = { shareId: `${job.jobId}-s${i}`, jobId: job.jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
-      this.indexShare(s)
+      this.ledger.addShare(s)
       writes.push(this.persistShare(s))
     }
     // Until these are durable the job is not admitted: its shares wait in memory (a pass may
@@ -871,7 +871,7 @@ export class Balancer {
 
   private cycle(): void {
     if (!this.acting()) return
-    for (const job of this.jobs.values()) if (job.state === 'running') this.complete(job.jobId)
+    for (const job of this.ledger.openJobs()) if (job.state === 'running') this.complete(job.jobId)
     this.kick('interval')
   }
 
@@ -900,8 +900,8 @@ export class Balancer {
       benched: this.refusals.benched(Date.now()),
       incoming: this.incoming,
       coreSpeeds: this.coreSpeeds,
-      jobs: [...this.jobs.values()].filter((j) => !isFinal(j.state)),
-      sharesOf: (jobId) => this.sharesByJob.get(jobId) ?? [],
+      jobs: [...this.ledger.openJobs()],
+      sharesOf: (jobId) => this.ledger.sharesOf(jobId),
       live: this.live,
       movedAt: this.migratedAt,
       moving: this.moving,
@@ -945,7 +945,7 @@ export class Balancer {
   /** Tells the clients of waiting jobs why they wait (no host with the processor, no room, ...). */
   private async noteWaiting(waiting: Readonly<Record<string, string>>): Promise<void> {
     for (const [jobId, reason] of Object.entries(waiting)) {
-      const job = this.jobs.get(jobId)
+      const job = this.ledger.job(jobId)
       if (job && job.state === 'waiting' && job.reason !== reason) {
         job.reason = reason
         await this.persistJob(job)
@@ -962,7 +962,7 @@ export class Balancer {
     return {
       hostId: h.hostId,
       slots: hb.capacity.slots,
-      freeSlots: hb.capacity.slots - this.runningOn(h.hostId) - (this.incoming.get(h.hostId) ?? 0),
+      freeSlots: hb.capacity.slots - this.ledger.runningOn(h.hostId).size - (this.incoming.get(h.hostId) ?? 0),
       cores: hb.capacity.cores,
       memFreeBytes: hb.load.memFreeBytes,
       externalLoad: this.loads.external(h.hostId)?.level ?? Math.max(0, hb.load.cpuMachine - hb.load.cpuShoal),
@@ -972,16 +972,10 @@ export class Balancer {
     }
   }
 
-  private runningOn(hostId: string): number {
-    let n = 0
-    for (const s of this.shares.values()) if (s.status === 'running' && s.host === hostId) n++
-    return n
-  }
-
   /** Gives a pending share a new epoch on a host, durably, then tells the host. */
   private async assign(shareId: string, hostId: string): Promise<void> {
-    const s = this.shares.get(shareId)
-    const job = s && this.jobs.get(s.jobId)
+    const s = this.ledger.share(shareId)
+    const job = s && this.ledger.job(s.jobId)
     if (!s || !job || s.status !== 'pending' || isFinal(job.state)) return
     // Measured before anything changes: no host could ever be sent an assignment over the limit
     // (an input admitted under an older limit, or with a large inline state), so the job fails
@@ -991,11 +985,7 @@ export class Balancer {
       await this.shareFailed(s, hostId, toWire(new ShoalError('E_UNPLACEABLE', `share ${shareId} cannot be sent to any host: its assignment is ${bytes} bytes, over protocol.maxMessageBytes (${this.bus.codec.maxMessageBytes}). The job's input and the share's inline checkpoint state must fit in it together`)))
       return
     }
-    s.status = 'running'
-    s.epoch += 1
-    s.host = hostId
-    s.hosts = [...s.hosts, hostId]
-    s.updatedAt = Date.now()
+    this.ledger.assign(s, hostId, Date.now())
     this.assignedAt.set(shareId, s.updatedAt)
     const reason = this.pendingReason.get(shareId)
     this.pendingReason.delete(shareId)
@@ -1008,10 +998,7 @@ export class Balancer {
     // The job turns running together with its first share, before any await: a client must
     // never read a running share in a job that still says it waits.
     const started = job.state === 'waiting'
-    if (started) {
-      job.state = 'running'
-      job.reason = undefined
-    }
+    if (started) this.ledger.startJob(job)
     const epoch = s.epoch
     await this.persistShare(s)
     if (started) {
@@ -1019,7 +1006,9 @@ export class Balancer {
       this.publishJob(job)
     }
     // While the write waited (a store outage), the share may have been put back or moved on.
-    if (s.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
+    // (Read through a wider type: the ledger changed the status TypeScript narrowed above.)
+    const cur: ShareRecord = s
+    if (cur.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
     try {
       await this.command(hostId, assignCommand(job, s, epoch, this.fence.term))
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
@@ -1030,9 +1019,8 @@ export class Balancer {
       // The host did not take it: back to pending. If it did take it after all (a timeout), its
       // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
       this.log.warn({ share: shareId, host: hostId, err: (e as Error).message }, 'assignment failed; share back to pending')
-      if (s.status === 'running' && s.epoch === epoch && !this.stopped) {
-        s.status = 'pending'
-        s.host = null
+      if (cur.status === 'running' && s.epoch === epoch && !this.stopped) {
+        this.ledger.requeue(s, Date.now())
         this.assignedAt.delete(shareId)
         await this.persistShare(s)
         setTimeout(() => this.kick(), 250)
@@ -1071,9 +1059,9 @@ export class Balancer {
    * share keeps running where it was.
    */
   async migrate(shareId: string, toHost: string, reason: MoveReason): Promise<Migration> {
-    const s = this.shares.get(shareId)
+    const s = this.ledger.share(shareId)
     if (!s) throw new ShoalError('E_NO_SUCH_SHARE', `no share ${shareId}`)
-    const job = this.jobs.get(s.jobId)
+    const job = this.ledger.job(s.jobId)
     const refuse = (why: string) => new ShoalError('E_MIGRATION_REFUSED', `cannot migrate ${shareId} to ${toHost}: ${why}`)
     if (s.status !== 'running' || !s.host || !job) throw refuse(`the share is ${s.status}, not running`)
     if (this.moving.has(shareId)) throw refuse('it is already being moved')
@@ -1118,10 +1106,7 @@ export class Balancer {
       }
       const cp = reply.checkpoint
       const garbage = this.adopt(s, cp)
-      s.epoch += 1
-      s.host = toHost
-      s.hosts = [...s.hosts, toHost]
-      s.updatedAt = Date.now()
+      this.ledger.moveTo(s, toHost, Date.now())
       this.assignedAt.set(shareId, s.updatedAt)
       this.migratedAt.set(shareId, s.updatedAt)
       this.live.delete(shareId)
@@ -1155,7 +1140,7 @@ export class Balancer {
    * in between leaves an overlap that recovery trims, never a gap.
    */
   async split(shareId: string, toHost: string, fraction: number): Promise<{ tailShareId: string; keptTo: number; tail: [number, number] } | null> {
-    const s = this.shares.get(shareId)
+    const s = this.ledger.share(shareId)
     if (!s || s.status !== 'running' || !s.host || this.moving.has(shareId)) return null
     const epoch = s.epoch
     this.moving.add(shareId)
@@ -1196,10 +1181,10 @@ export class Balancer {
    * tail is stored it counts as moving, so no pass places it before its record exists.
    */
   private async addTail(s: ShareRecord, mid: number, end: number, why: string): Promise<ShareRecord> {
-    const job = this.jobs.get(s.jobId)!
+    const job = this.ledger.job(s.jobId)!
     const now = Date.now()
     const tail: ShareRecord = { shareId: `${job.jobId}-s${job.nextShare++}`, jobId: job.jobId, from: mid, to: end, position: mid, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
-    this.indexShare(tail)
+    this.ledger.addShare(tail)
     this.moving.add(tail.shareId)
     s.to = mid
     s.position = Math.min(s.position, mid)
@@ -1229,8 +1214,8 @@ export class Balancer {
   // ------------------------------------------------------------------ completion
 
   private async maybeComplete(jobId: string): Promise<void> {
-    const job = this.jobs.get(jobId)
-    const shares = this.sharesByJob.get(jobId) ?? []
+    const job = this.ledger.job(jobId)
+    const shares = this.ledger.sharesOf(jobId)
     if (!job || isFinal(job.state) || this.merging.has(jobId)) return
     if (!shares.length || !shares.every((s) => s.status === 'done')) return
     this.merging.add(jobId)
@@ -1275,23 +1260,19 @@ export class Balancer {
   }
 
   private async finishJob(job: JobRecord, state: 'completed' | 'failed' | 'cancelled', how: { result?: unknown; error?: JobRecord['error'] }): Promise<void> {
-    job.state = state
-    job.finishedAt = Date.now()
-    job.reason = undefined
+    this.ledger.endJob(job, state, Date.now())
     if ('result' in how) job.result = how.result
     if (how.error) job.error = how.error
     if (state === 'cancelled') job.error = toWire(new ShoalError('E_CANCELLED', `job ${job.jobId} was cancelled`))
-    this.metrics.jobDuration.observe({ state }, Math.max(0, job.finishedAt - job.submittedAt) / 1000)
-    for (const s of this.sharesByJob.get(job.jobId) ?? []) this.refusals.shareSettled(s.shareId)
+    this.metrics.jobDuration.observe({ state }, Math.max(0, job.finishedAt! - job.submittedAt) / 1000)
+    for (const s of this.ledger.sharesOf(job.jobId)) this.refusals.shareSettled(s.shareId)
     await this.persistJob(job)
     if (state !== 'completed') {
-      for (const s of this.sharesByJob.get(job.jobId) ?? []) {
+      for (const s of this.ledger.sharesOf(job.jobId)) {
         if (s.status !== 'running' && s.status !== 'pending') continue
         const { host, epoch } = s
-        s.status = 'cancelled'
-        s.host = null
         const garbage = s.stateRef?.name
-        s.stateRef = undefined
+        this.ledger.cancel(s, Date.now())
         await this.persistShare(s)
         this.dropState(garbage)
         // Best effort: a host that misses it learns from its next heartbeat's answer.
@@ -1308,14 +1289,11 @@ export class Balancer {
    */
   private forgetExpired(now: number): void {
     if (!this.acting()) return
-    for (const jobId of expiredJobs(this.jobs.values(), now, this.config.jobs.retainMs)) {
+    for (const jobId of expiredJobs(this.ledger.allJobs(), now, this.config.jobs.retainMs)) {
       if (this.merging.has(jobId) || this.admitting.has(jobId)) continue
-      const shares = this.sharesByJob.get(jobId) ?? []
-      this.jobs.delete(jobId)
-      this.sharesByJob.delete(jobId)
+      const shares = this.ledger.forget(jobId)
       this.lastProgress.delete(jobId)
       for (const s of shares) {
-        this.shares.delete(s.shareId)
         for (const m of [this.live, this.assignedAt, this.migratedAt, this.pendingReason, this.openFailover]) m.delete(s.shareId)
         this.refusals.shareSettled(s.shareId)
         this.dropState(s.stateRef?.name)
@@ -1326,24 +1304,19 @@ export class Balancer {
 
   /** What the metrics' state gauges show, read at scrape time (one pass over the records). */
   metricsState(): BalancerState {
-    const running = new Map<string, number>()
-    const sharesByState: Record<string, number> = {}
-    for (const s of this.shares.values()) {
-      sharesByState[s.status] = (sharesByState[s.status] ?? 0) + 1
-      if (s.status === 'running' && s.host) running.set(s.host, (running.get(s.host) ?? 0) + 1)
-    }
+    const sharesByState: Record<string, number> = { ...this.ledger.shareCounts() }
     const hostsByState: Record<string, number> = {}
     const hosts: BalancerState['hosts'] = []
     for (const h of this.membership.all()) {
       hostsByState[h.state] = (hostsByState[h.state] ?? 0) + 1
       if (h.state !== 'alive' && h.state !== 'suspect') continue
       const slots = h.heartbeat.capacity.slots
-      hosts.push({ hostId: h.hostId, slots, freeSlots: Math.max(0, slots - (running.get(h.hostId) ?? 0) - (this.incoming.get(h.hostId) ?? 0)), cores: h.heartbeat.capacity.cores, draining: this.draining.has(h.hostId) })
+      hosts.push({ hostId: h.hostId, slots, freeSlots: Math.max(0, slots - this.ledger.runningOn(h.hostId).size - (this.incoming.get(h.hostId) ?? 0)), cores: h.heartbeat.capacity.cores, draining: this.draining.has(h.hostId) })
     }
     const jobsByState: Record<string, number> = {}
     const jobProgress: BalancerState['jobProgress'] = []
     const now = Date.now()
-    for (const j of this.jobs.values()) {
+    for (const j of this.ledger.allJobs()) {
       jobsByState[j.state] = (jobsByState[j.state] ?? 0) + 1
       if (isFinal(j.state)) continue
       const sum = this.summary(j, now, false)
@@ -1405,7 +1378,7 @@ export class Balancer {
   }
 
   private summary(job: JobRecord, now: number, withShares: boolean) {
-    return jobSummary(job, this.sharesByJob.get(job.jobId) ?? [], this.live, now, withShares)
+    return jobSummary(job, this.ledger.sharesOf(job.jobId), this.live, now, withShares)
   }
 
   private publishJob(job: JobRecord): void {
@@ -1419,18 +1392,11 @@ export class Balancer {
   }
 
   private publishProgress(): void {
-    for (const job of this.jobs.values()) {
+    for (const job of this.ledger.openJobs()) {
       if (job.state !== 'running') continue
       const done = this.summary(job, Date.now(), false).unitsDone
       if (this.lastProgress.get(job.jobId) !== done) this.publishJob(job)
     }
-  }
-
-  private indexShare(s: ShareRecord): void {
-    this.shares.set(s.shareId, s)
-    const list = this.sharesByJob.get(s.jobId) ?? []
-    if (!list.includes(s)) list.push(s)
-    this.sharesByJob.set(s.jobId, list)
   }
 
   private async persistShare(s: ShareRecord): Promise<void> {
@@ -1442,9 +1408,6 @@ export class Balancer {
   }
 }
 
-function isFinal(state: JobRecord['state']): boolean {
-  return state === 'completed' || state === 'failed' || state === 'cancelled'
-}
 
 /** What `shoal status` shows of a balancing pass. */
 function summarisePlan(plan: Plan, threshold: number, at: number, decideMs: number): Omit<BalanceSummary, 'splitsTotal'> {
