@@ -201,6 +201,7 @@ export class Balancer {
         },
       },
     })
+    this.store.onBulkFailed = (bucket, err) => this.log.warn({ bucket, err: (err as Error).message }, 'cannot read the bucket in bulk; reading it key by key')
     this.blobs = new BlobProxy(this.store.blobStore(), { maxBytes: opts.config.shares.maxCheckpointBytes + 1024 })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
     // Every bucket's series exists from the start, so rate() and the dashboards see zeros, not gaps.

@@ -13,7 +13,7 @@
 
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
-import { Kvm, type KV } from '@nats-io/kv'
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv'
 import { ShoalError } from '../errors.ts'
 import type { Subjects } from '../protocol/subjects.ts'
 import { StateBlobs } from '../checkpoints/state-blobs.ts'
@@ -34,6 +34,13 @@ export type Bucket = KvBucket & {
    * which stalled a takeover for as long as the node stayed away.
    */
   list(): Promise<string[]>
+  /**
+   * Every key's current value with its revision, in one pass of an ordered consumer over the
+   * bucket (issue 12: one get per key took 11 s for 50,000 records). Rejects when the consumer
+   * stalls for `stallMs` — on nats-server 2.9.10 it may sit on a node that is down (see `list`) —
+   * so the caller can fall back to `list` and gets.
+   */
+  entries(stallMs: number): Promise<Array<{ key: string; revision: number; value: Uint8Array }>>
 }
 
 export interface Buckets {
@@ -153,6 +160,36 @@ export function adapt(name: string, kv: KV, jsm: JetStreamManager): Bucket {
     async list() {
       const si = await jsm.streams.info(`KV_${name}`, { subjects_filter: `${prefix}>` })
       return Object.keys(si.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+    },
+    async entries(stallMs) {
+      const si = await jsm.streams.info(`KV_${name}`)
+      // An empty stream: the watcher would only wait for updates.
+      if (si.state.messages === 0) return []
+      const out: Array<{ key: string; revision: number; value: Uint8Array }> = []
+      const w = await kv.watch({ include: KvWatchInclude.LastValue })
+      let timer: NodeJS.Timeout | undefined
+      let stalled = false
+      const arm = () => {
+        clearTimeout(timer)
+        timer = setTimeout(() => {
+          stalled = true
+          w.stop()
+        }, stallMs)
+      }
+      arm()
+      try {
+        for await (const e of w) {
+          arm()
+          if (e.operation === 'PUT' && e.value.length > 0) out.push({ key: e.key, revision: e.revision, value: e.value })
+          // The last of the values there were when it started (later writes would be updates).
+          if (e.isUpdate || e.delta === 0) break
+        }
+      } finally {
+        clearTimeout(timer)
+        w.stop()
+      }
+      if (stalled) throw new ShoalError('E_STORE', `reading ${name} with a consumer stalled for ${stallMs} ms after ${out.length} records`)
+      return out
     },
   }
 }
