@@ -23,8 +23,8 @@
  * 8-host pool at 0.2.
  *
  * Targets (reported, not enforced): makespan ≤ 1.05 × ideal with < 1 migration per share at every
- * noise level; 0 balancing migrations in the even pools; decide ≤ 100 ms at 1,000 hosts × 100,000
- * shares. Must never tune a scenario or the model to
+ * noise level; 0 balancing migrations in the even pools; decide p99 ≤ 60 ms at 1,000 hosts ×
+ * 100,000 shares and ≤ 1 s at 10,000 × 1,000,000 (issue 12; full mode only). Must never tune a scenario or the model to
  * meet them: the policy's knobs are the balancer's defaults unless a row says otherwise.
  */
 
@@ -185,6 +185,9 @@ export async function run(ctx: BenchContext): Promise<Figures> {
   const [fixedHosts, fixedShares] = ctx.smoke ? [50, 2000] : [1000, 100_000]
   const fixed = await timeFixedViews(fixedHosts, fixedShares, ctx.smoke ? 5 : 30, ctx.log)
   const fixedP99 = Math.max(...Object.values(fixed).map((f) => (f as { p99: number }).p99))
+  // Issue 12's scale: 10,000 hosts × 1,000,000 shares (full mode only: a view takes seconds to build).
+  const atScale = ctx.smoke ? undefined : await timeFixedViews(10_000, 1_000_000, 10, ctx.log)
+  const atScaleP99 = atScale ? Math.max(...Object.values(atScale).map((f) => (f as { p99: number }).p99)) : undefined
   const main = scenarios
   const ratios = main.map((s) => (s.policy as Figures).makespanRatio as number)
   const perShare = main.map((s) => (s.policy as Figures).migrationsPerShare as number)
@@ -196,6 +199,7 @@ export async function run(ctx: BenchContext): Promise<Figures> {
     scenarios,
     decideInSimulation: largest,
     decideOnFixedViews: { hosts: fixedHosts, shares: fixedShares, ...fixed },
+    ...(atScale ? { decideAtScale: { hosts: 10_000, shares: 1_000_000, ...atScale } } : {}),
     targets: {
       makespanRatioMax: 1.05,
       makespanRatioWorst: round(Math.max(...ratios)),
@@ -206,10 +210,14 @@ export async function run(ctx: BenchContext): Promise<Figures> {
       thrashMigrationsMax: 0,
       thrash,
       thrashMet: thrash.every((t) => t.imbalanceMigrations === 0),
-      decideMsMax: 100,
+      // Issue 12 tightened 100 ms to 60 ms here, and asks ≤ 1 s at 10,000 × 1,000,000.
+      decideMsMax: 60,
       decideMsAt: `${fixedHosts} hosts × ${fixedShares} shares (fixed views, worst state)`,
       decideMsP99: fixedP99,
-      decideMet: ctx.smoke ? undefined : fixedP99 <= 100,
+      decideMet: ctx.smoke ? undefined : fixedP99 <= 60,
+      decideAtScaleMsMax: 1000,
+      decideAtScaleP99: atScaleP99,
+      decideAtScaleMet: atScaleP99 === undefined ? undefined : atScaleP99 <= 1000,
     },
     machine: machine(),
   }
