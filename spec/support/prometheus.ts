@@ -1,11 +1,12 @@
 /**
- * A real Prometheus for tests: `startPrometheus` writes a config that scrapes the given targets,
- * runs the `prometheus` binary on a free loopback port with a temporary storage folder, waits until
- * it is ready, and answers queries through its HTTP API.
+ * A real Prometheus for tests and for the pictures of docs/DASHBOARDS.md: `startPrometheus` writes
+ * a config that scrapes the given targets, runs the `prometheus` binary on a free loopback port
+ * with a temporary storage folder, waits until it is ready, and answers queries through its HTTP
+ * API.
  *
  * Must never touch a Prometheus it did not start (Debian's service may listen on 9090), never
  * write outside its temporary folder, and never let its child outlive the test process: a running
- * child is SIGKILLed on the parent's `exit`.
+ * child is SIGKILLed on the parent's `exit`, and its temporary folder removed.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -67,15 +68,24 @@ export interface RunningPrometheus {
   stop(): Promise<void>
 }
 
-const running = new Set<ChildProcess>()
+/** Running children and their temporary folders, for the parent's `exit`. */
+const running = new Map<ChildProcess, string>()
 let guardInstalled = false
-function guard(child: ChildProcess): void {
-  running.add(child)
+function guard(child: ChildProcess, dir: string): void {
+  running.set(child, dir)
   child.once('exit', () => running.delete(child))
   if (guardInstalled) return
   guardInstalled = true
   process.on('exit', () => {
-    for (const c of running) c.kill('SIGKILL')
+    for (const [c, d] of running) {
+      c.kill('SIGKILL')
+      // A process that exits (Ctrl-C on a script, a crashed run) must not leave the TSDB behind.
+      try {
+        rmSync(d, { recursive: true, force: true })
+      } catch {
+        // Prometheus may still be writing as it dies; what remains is in the system's tmp folder.
+      }
+    }
   })
 }
 
@@ -123,7 +133,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
 
 async function run(bin: string, args: string[], port: number, dir: string, startTimeoutMs: number): Promise<RunningPrometheus> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  guard(child)
+  guard(child, dir)
   let output = ''
   const keep = (d: Buffer): void => {
     output = (output + d.toString('utf8')).slice(-OUTPUT_TAIL_CHARS)
