@@ -264,7 +264,8 @@ export class Balancer {
   /** Rebuilds the in-memory view from JetStream KV. */
   private async recover(): Promise<void> {
     const { jobs, shares, hosts } = await this.store.loadAll((e) => this.limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
-    for (const j of jobs) this.ledger.addJob(j)
+    // In submission order: status shows the newest jobs from the end of the ledger's list.
+    for (const j of jobs.sort((a, b) => a.submittedAt - b.submittedAt)) this.ledger.addJob(j)
     for (const s of shares) {
       s.attempts ??= 0
       s.failedOn ??= []
@@ -693,11 +694,7 @@ export class Balancer {
         const hosts = this.membership.all()
           .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state])
           .map((h) => hostSummary(h, this.ledger.runningOn(h.hostId).size, this.draining.has(h.hostId), now))
-        const jobs = [...this.ledger.allJobs()]
-          .filter((j) => mayActOn(j, identity))
-          .sort((a, b) => b.submittedAt - a.submittedAt)
-          .slice(0, 50)
-          .map((j) => this.summary(j, now, !isFinal(j.state)))
+        const jobs = this.ledger.newestJobs(50, (j) => mayActOn(j, identity)).map((j) => this.summary(j, now, !isFinal(j.state)))
         const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
         const { leader, standbys } = this.leadership()
         // A submitter sees the history of its own jobs only, and no reject counts (they name identities).
@@ -1314,12 +1311,10 @@ export class Balancer {
       const slots = h.heartbeat.capacity.slots
       hosts.push({ hostId: h.hostId, slots, freeSlots: Math.max(0, slots - this.ledger.runningOn(h.hostId).size - (this.incoming.get(h.hostId) ?? 0)), cores: h.heartbeat.capacity.cores, draining: this.draining.has(h.hostId) })
     }
-    const jobsByState: Record<string, number> = {}
+    const jobsByState: Record<string, number> = { ...this.ledger.jobCounts() }
     const jobProgress: BalancerState['jobProgress'] = []
     const now = Date.now()
-    for (const j of this.ledger.allJobs()) {
-      jobsByState[j.state] = (jobsByState[j.state] ?? 0) + 1
-      if (isFinal(j.state)) continue
+    for (const j of this.ledger.openJobs()) {
       const sum = this.summary(j, now, false)
       jobProgress.push({ jobId: j.jobId, unitsDone: sum.unitsDone, unitsTotal: sum.unitsTotal })
     }

@@ -35,6 +35,9 @@ export class Ledger {
   /** Jobs not finished yet (waiting or running): what passes, progress and completion look at. */
   readonly #open = new Map<string, JobRecord>()
   readonly #shareCounts: Record<ShareState, number> = { pending: 0, running: 0, done: 0, failed: 0, cancelled: 0 }
+  readonly #jobCounts: Record<JobState, number> = { waiting: 0, running: 0, completed: 0, failed: 0, cancelled: 0 }
+  /** Jobs in the order they came in (forgotten ones are skipped, and swept out now and then). */
+  #order: JobRecord[] = []
 
   // ------------------------------------------------------------------ reads
 
@@ -79,6 +82,26 @@ export class Ledger {
     return this.#shares.size
   }
 
+  /** Jobs by state, kept as they change. */
+  jobCounts(): Readonly<Record<JobState, number>> {
+    return this.#jobCounts
+  }
+
+  /**
+   * The `n` newest jobs that pass `keep`, newest first: what status shows, at the cost of those
+   * jobs (and the ones it skips), not of every job retained. Jobs come in newest last (recovery
+   * adds them in submission order).
+   */
+  newestJobs(n: number, keep: (j: JobRecord) => boolean = () => true): JobRecord[] {
+    const out: JobRecord[] = []
+    for (let i = this.#order.length - 1; i >= 0 && out.length < n; i--) {
+      const j = this.#order[i]!
+      // A forgotten job (its id may be in use again by a newer one) is not this list's any more.
+      if (this.#jobs.get(j.jobId) === j && keep(j)) out.push(j)
+    }
+    return out
+  }
+
   /** Shares by status, kept as they change (no pass over the records). */
   shareCounts(): Readonly<Record<ShareState, number>> {
     return this.#shareCounts
@@ -90,6 +113,8 @@ export class Ledger {
   addJob(job: JobRecord): void {
     if (this.#jobs.has(job.jobId)) throw bug(`job ${job.jobId} is in the ledger already`)
     this.#jobs.set(job.jobId, job)
+    this.#order.push(job)
+    this.#jobCounts[job.state]++
     if (!isFinalJob(job.state)) this.#open.set(job.jobId, job)
   }
 
@@ -176,6 +201,8 @@ export class Ledger {
   /** waiting → running (with its first placed share). */
   startJob(job: JobRecord): void {
     if (job.state !== 'waiting') throw bug(`cannot start job ${job.jobId}: it is ${job.state}`)
+    this.#jobCounts.waiting--
+    this.#jobCounts.running++
     job.state = 'running'
     job.reason = undefined
   }
@@ -183,6 +210,8 @@ export class Ledger {
   /** waiting | running → completed, failed or cancelled. */
   endJob(job: JobRecord, state: 'completed' | 'failed' | 'cancelled', now: number): void {
     if (isFinalJob(job.state)) throw bug(`cannot end job ${job.jobId} as ${state}: it is ${job.state} already`)
+    this.#jobCounts[job.state]--
+    this.#jobCounts[state]++
     job.state = state
     job.finishedAt = now
     job.reason = undefined
@@ -202,6 +231,9 @@ export class Ledger {
     }
     this.#byJob.delete(jobId)
     this.#jobs.delete(jobId)
+    this.#jobCounts[job.state]--
+    // Sweep forgotten ids out once they are most of the list (amortised O(1) per job).
+    if (this.#order.length > 64 && this.#order.length > 2 * this.#jobs.size) this.#order = this.#order.filter((j) => this.#jobs.get(j.jobId) === j)
     return shares
   }
 

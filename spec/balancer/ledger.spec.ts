@@ -36,6 +36,10 @@ function checkIndexes(l: Ledger, all: ShareRecord[], jobs: JobRecord[]): void {
   expect(l.shareCounts()).to.deep.equal(counts)
   expect(l.shareCount).to.equal(held.length)
   const heldJobs = jobs.filter((j) => l.job(j.jobId) === j)
+  const jobCounts = { waiting: 0, running: 0, completed: 0, failed: 0, cancelled: 0 }
+  for (const j of heldJobs) jobCounts[j.state]++
+  expect(l.jobCounts()).to.deep.equal(jobCounts)
+  expect(l.newestJobs(99).map((j) => j.jobId)).to.deep.equal(heldJobs.map((j) => j.jobId).reverse())
   expect([...l.openJobs()].map((j) => j.jobId).sort()).to.deep.equal(heldJobs.filter((j) => !['completed', 'failed', 'cancelled'].includes(j.state)).map((j) => j.jobId).sort())
   for (const j of heldJobs) expect(l.sharesOf(j.jobId).map((s) => s.shareId)).to.deep.equal(held.filter((s) => s.jobId === j.jobId).map((s) => s.shareId))
 }
@@ -58,6 +62,20 @@ describe('ledger', () => {
     expect([...l.openJobs()]).to.deep.equal([])
     expect(l.forget('j')).to.deep.equal([s])
     expect([l.job('j'), l.share(s.shareId), l.shareCount]).to.deep.equal([undefined, undefined, 0])
+  })
+
+  it('lists the newest jobs first, skipping forgotten ones, also when an id comes back as a new job', () => {
+    const l = new Ledger()
+    const old = job('a')
+    for (const j of [old, job('b'), job('c')]) l.addJob(j)
+    l.endJob(old, 'completed', 1)
+    l.forget('a')
+    const again = job('a')
+    l.addJob(again)
+    expect(l.newestJobs(10).map((j) => j.jobId)).to.deep.equal(['a', 'c', 'b'])
+    expect(l.newestJobs(10)[0]).to.equal(again)
+    expect(l.newestJobs(1, (j) => j.jobId !== 'a').map((j) => j.jobId)).to.deep.equal(['c'])
+    expect(l.jobCounts()).to.include({ waiting: 3, completed: 0 })
   })
 
   it('refuses a transition from the wrong state with E_INTERNAL, changing nothing', () => {
