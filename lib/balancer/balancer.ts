@@ -690,11 +690,14 @@ export class Balancer {
         return { v: V, t: 'job', job: this.summary(job, now, r.withShares ?? false) }
       }
       case 'status': {
-        // Hosts that are there first: if the reply must shrink, the dead and departed go first.
-        const hosts = this.membership.all()
-          .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state])
-          .map((h) => hostSummary(h, this.ledger.runningOn(h.hostId).size, this.draining.has(h.hostId), now))
-        const jobs = this.ledger.newestJobs(50, (j) => mayActOn(j, identity)).map((j) => this.summary(j, now, !isFinal(j.state)))
+        // By id, so that the pages of a pool too large for one reply (hostsAfter) neither overlap
+        // nor skip while hosts change state; the SDK orders them for reading (alive first).
+        const after = r.hostsAfter
+        const all = this.membership.all().filter((h) => after === undefined || h.hostId > after).sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0))
+        const hosts = all.map((h) => hostSummary(h, this.ledger.runningOn(h.hostId).size, this.draining.has(h.hostId), now))
+        // A later page carries hosts only: the rest came with the first.
+        const firstPage = after === undefined
+        const jobs = firstPage ? this.ledger.newestJobs(50, (j) => mayActOn(j, identity)).map((j) => this.summary(j, now, !isFinal(j.state))) : []
         const balance = this.lastBalance ? { ...this.lastBalance, splitsTotal: this.splits } : undefined
         const { leader, standbys } = this.leadership()
         // A submitter sees the history of its own jobs only, and no reject counts (they name identities).
@@ -703,7 +706,8 @@ export class Balancer {
           const job = this.ledger.job(x.jobId)
           return job ? mayActOn(job, identity) : operator
         }
-        const reply = { v: V, t: 'status' as const, hosts, jobs, rejected: operator ? this.rejected() : {}, migrations: this.migrations.filter(mine).slice(-50), failovers: this.failovers.filter(mine).slice(-100), ...(balance ? { balance } : {}), leader, standbys }
+        const history = <T extends { jobId: string }>(list: T[], n: number): T[] => (firstPage ? list.filter(mine).slice(-n) : [])
+        const reply = { v: V, t: 'status' as const, hosts, hostsTotal: all.length, jobs, rejected: operator && firstPage ? this.rejected() : {}, migrations: history(this.migrations, 50), failovers: history(this.failovers, 100), ...(balance && firstPage ? { balance } : {}), leader, standbys }
         // Room to spare for the fields fitStatus does not cut.
         const max = this.bus.codec.maxMessageBytes
         return fitStatus(reply, (r) => this.bus.codec.sizeOf(r), Math.max(512, Math.min(max - 4096, Math.floor(max * 0.95))))
@@ -1433,7 +1437,6 @@ function describeActions(actions: readonly Action[]): string {
 }
 
 /** Order of host states in a status reply. */
-const STATE_ORDER: Record<HostState, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
 
 /** Who submitted `job`: records from before identities were kept belong to operators. */
 function jobOwner(job: JobRecord): string {

@@ -255,7 +255,12 @@ export const apiRequestSchema = z.discriminatedUnion('t', [
   submitSchema,
   z.object({ v, t: z.literal('cancel'), jobId: id }),
   z.object({ v, t: z.literal('job'), jobId: id, withShares: z.boolean().optional() }),
-  z.object({ v, t: z.literal('status') }),
+  /**
+   * The cluster's state. A pool too large for one reply is paged by host id: `hostsAfter` asks for
+   * the hosts whose id sorts after it (a host changing state meanwhile moves no other between
+   * pages); the SDK reads every page.
+   */
+  z.object({ v, t: z.literal('status'), hostsAfter: id.optional() }),
   /** Live-migrate a running share to another host (`manual` reason). */
   z.object({ v, t: z.literal('migrate'), shareId, toHost: id }),
   /** Maintenance mode on (`drain: true`: migrate every share away, place nothing new) or off. */
@@ -412,6 +417,8 @@ export const apiReplySchema = z.discriminatedUnion('t', [
     standbys: z.array(z.object({ id, pid: count })).optional(),
     /** What was left out to keep the reply under the message limit (absent: nothing). */
     omitted: z.object({ hosts: count, jobs: count, shares: count, history: count }).optional(),
+    /** Hosts in the pool (with `hostsAfter`: after it); fewer in `hosts` means more pages follow. */
+    hostsTotal: count.optional(),
   }),
   z.object({ v, t: z.literal('migration'), migration: migrationSchema }),
   z.object({

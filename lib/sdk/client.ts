@@ -28,6 +28,10 @@ import { IDENTITY_RE } from '../config/schema.ts'
 import { Job, type JobBackend } from './job.ts'
 import type { Processor, ProcessorRef } from '../processors/define.ts'
 
+/** Pages of hosts one status() reads at most (a page holds thousands of hosts). */
+const MAX_STATUS_PAGES = 64
+const HOST_STATE_ORDER: Record<HostSummary['state'], number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
+
 export type { JobSummary, HostSummary, ShareSummary, Migration, Failover, BalanceSummary } from '../protocol/messages.ts'
 
 /** What `ShoalClient.status()` returns. */
@@ -236,6 +240,22 @@ export class ShoalClient {
     if (r.leader) st.leader = r.leader
     if (r.standbys) st.standbys = r.standbys
     if (r.omitted) st.omitted = r.omitted
+    // A pool too large for one reply comes in pages of hosts: read them all, so every host is
+    // listed (what may still be left out is detail: share lists, old history, jobs past 50).
+    let left = (r.hostsTotal ?? st.hosts.length) - st.hosts.length
+    if (left > 0) {
+      const hosts = [...st.hosts]
+      for (let page = 0; page < MAX_STATUS_PAGES && left > 0 && hosts.length > 0; page++) {
+        const next = await this.api('status', { v: V, t: 'status', hostsAfter: hosts.at(-1)!.hostId })
+        if (next.t !== 'status' || next.hosts.length === 0) break
+        hosts.push(...next.hosts)
+        left = (next.hostsTotal ?? next.hosts.length) - next.hosts.length
+      }
+      st.hosts = hosts
+      if (st.omitted) st.omitted = { ...st.omitted, hosts: Math.max(0, left) }
+    }
+    // Hosts that are there first, then by id.
+    st.hosts.sort((a, b) => HOST_STATE_ORDER[a.state] - HOST_STATE_ORDER[b.state] || (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0))
     return st
   }
 

@@ -120,16 +120,33 @@ describe('abuse of an open cluster (defence without auth)', function () {
     }
   })
 
-  it('keeps `status` under the message limit with thousands of (fake) hosts, saying what it left out', async () => {
+  it('keeps every `status` reply under the message limit with thousands of (fake) hosts, paging the hosts; the SDK lists them all', async () => {
     const hb = await realHeartbeat()
     for (let i = 0; i < 6000; i++) raw.publish(s.heartbeat(`fake-${i}-${'x'.repeat(40)}`), pack.pack({ ...hb, hostId: `fake-${i}-${'x'.repeat(40)}`, processors: [], shares: [] }))
     await raw.flush()
-    await c.waitFor(async () => ((await c.client.status()).omitted?.hosts ?? 0) > 0, 20_000, 'status to leave hosts out')
+    // One raw request: the first page, under the limit, saying how many hosts there are.
+    const page = async (hostsAfter?: string) => {
+      const m = await raw.request(s.api('status', 'operator'), pack.pack({ v: 1, t: 'status', ...(hostsAfter === undefined ? {} : { hostsAfter }) }), { timeout: 10_000, noMux: true, reply: `${s.inbox('operator')}.${Date.now()}` })
+      expect(m.data.length).to.be.at.most(LIMIT)
+      return pack.unpack(m.data) as { hosts: Array<{ hostId: string }>; hostsTotal: number; jobs: unknown[]; omitted?: { hosts: number } }
+    }
+    await c.waitFor(async () => (await page()).hostsTotal >= 6001, 20_000, 'the balancer to hear the fake hosts')
+    const first = await page()
+    expect(first.hosts.length).to.be.below(first.hostsTotal)
+    expect(first.omitted!.hosts).to.equal(first.hostsTotal - first.hosts.length)
+    // Ordered by id, and paged by it: the next page starts after the last id of this one.
+    const ids = first.hosts.map((h) => h.hostId)
+    expect(ids).to.deep.equal([...ids].sort())
+    const second = await page(ids.at(-1))
+    expect(second.hosts.length).to.be.above(0)
+    expect(second.hosts.every((h) => h.hostId > ids.at(-1)!)).to.equal(true)
+    expect(second.jobs).to.deep.equal([])
+    // The SDK reads every page: every host, once, with its state.
     const st = await c.client.status()
-    const bytes = new Codec(LIMIT * 2).sizeOf({ v: 1, ...st })
-    expect(bytes).to.be.at.most(LIMIT)
-    expect(st.hosts.length + st.omitted!.hosts).to.be.at.least(6001)
-    // The hosts that are there come first.
+    expect(st.hosts.length).to.be.at.least(6001)
+    expect(new Set(st.hosts.map((h) => h.hostId)).size).to.equal(st.hosts.length)
+    expect(st.hosts.every((h) => typeof h.state === 'string')).to.equal(true)
+    expect(st.omitted?.hosts ?? 0).to.equal(0)
     expect(st.hosts.some((h) => h.hostId === 'h1')).to.equal(true)
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1_000_000], shares: 2 })
     expect(await job.result()).to.equal(78_498)
