@@ -1219,7 +1219,7 @@ export class Balancer {
     const job = this.ledger.job(jobId)
     const shares = this.ledger.sharesOf(jobId)
     if (!job || isFinal(job.state) || this.merging.has(jobId)) return
-    if (!shares.length || !shares.every((s) => s.status === 'done')) return
+    if (!shares.length || this.ledger.doneCount(jobId) !== shares.length) return
     this.merging.add(jobId)
     try {
       const results = [...shares].sort((a, b) => a.from - b.from).map((s) => s.result)

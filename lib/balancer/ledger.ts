@@ -36,6 +36,8 @@ export class Ledger {
   readonly #open = new Map<string, JobRecord>()
   readonly #shareCounts: Record<ShareState, number> = { pending: 0, running: 0, done: 0, failed: 0, cancelled: 0 }
   readonly #jobCounts: Record<JobState, number> = { waiting: 0, running: 0, completed: 0, failed: 0, cancelled: 0 }
+  /** Done shares per job: a done report asks whether its job is complete at O(1), not O(shares). */
+  readonly #doneByJob = new Map<string, number>()
   /** Jobs in the order they came in (forgotten ones are skipped, and swept out now and then). */
   #order: JobRecord[] = []
 
@@ -80,6 +82,11 @@ export class Ledger {
 
   get shareCount(): number {
     return this.#shares.size
+  }
+
+  /** How many of a job's shares are done. */
+  doneCount(jobId: string): number {
+    return this.#doneByJob.get(jobId) ?? 0
   }
 
   /** Jobs by state, kept as they change. */
@@ -129,6 +136,7 @@ export class Ledger {
     else this.#byJob.set(s.jobId, [s])
     this.#shareCounts[s.status]++
     if (s.status === 'running') this.#hostSet(s.host!).add(s)
+    if (s.status === 'done') this.#doneByJob.set(s.jobId, this.doneCount(s.jobId) + 1)
   }
 
   // ------------------------------------------------------------------ share transitions
@@ -169,6 +177,7 @@ export class Ledger {
     this.#expect(s, 'finish', 'running')
     this.#leaveHost(s)
     this.#setStatus(s, 'done')
+    this.#doneByJob.set(s.jobId, this.doneCount(s.jobId) + 1)
     s.position = s.to
     s.result = result
     s.state = undefined
@@ -230,6 +239,7 @@ export class Ledger {
       this.#shares.delete(s.shareId)
     }
     this.#byJob.delete(jobId)
+    this.#doneByJob.delete(jobId)
     this.#jobs.delete(jobId)
     this.#jobCounts[job.state]--
     // Sweep forgotten ids out once they are most of the list (amortised O(1) per job).

@@ -41,7 +41,10 @@ function checkIndexes(l: Ledger, all: ShareRecord[], jobs: JobRecord[]): void {
   expect(l.jobCounts()).to.deep.equal(jobCounts)
   expect(l.newestJobs(99).map((j) => j.jobId)).to.deep.equal(heldJobs.map((j) => j.jobId).reverse())
   expect([...l.openJobs()].map((j) => j.jobId).sort()).to.deep.equal(heldJobs.filter((j) => !['completed', 'failed', 'cancelled'].includes(j.state)).map((j) => j.jobId).sort())
-  for (const j of heldJobs) expect(l.sharesOf(j.jobId).map((s) => s.shareId)).to.deep.equal(held.filter((s) => s.jobId === j.jobId).map((s) => s.shareId))
+  for (const j of heldJobs) {
+    expect(l.sharesOf(j.jobId).map((s) => s.shareId)).to.deep.equal(held.filter((s) => s.jobId === j.jobId).map((s) => s.shareId))
+    expect(l.doneCount(j.jobId)).to.equal(held.filter((s) => s.jobId === j.jobId && s.status === 'done').length)
+  }
 }
 
 describe('ledger', () => {
