@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES]`.
+ * Benchmark dispatcher: `npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES] [--hosts N]`.
  * Options are parsed by Node's own `util.parseArgs` (strict: an unknown option is bad usage).
  *
  * Runs the module `bench/NAME.ts`, prints human progress to stderr, a readable table of the figures
@@ -22,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
   'cli-startup': async () => (await import('./cli-startup.ts')) as BenchModule,
   failover: async () => (await import('./failover.ts')) as BenchModule,
   migration: async () => (await import('./migration.ts')) as BenchModule,
+  scale: async () => (await import('./scale.ts')) as BenchModule,
   simulator: async () => (await import('./simulator.ts')) as BenchModule,
   uneven: async () => (await import('./uneven.ts')) as BenchModule,
 }
@@ -30,6 +31,7 @@ const DESCRIPTIONS: Record<string, string> = {
   chaos: 'seeded host, leader and NATS-node faults (3 NATS nodes, 2 balancers, 4 hosts): exact results, exits, false host deaths, makespan vs undisturbed; takeover time; shares-stream leader loss',
   failover: 'makespan with no failure, with a host SIGKILLed mid-job (checkpointed failover), and restart-from-zero; detection and redispatch times, units redone',
   migration: 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints, against a raw NATS request/reply of the same size',
+  scale: 'N synthetic hosts (default 2,000) against a real balancer: CPU per heartbeat with 100,000 finished shares vs none, per report and per share; report answer p50/p99; false suspect/dead; status latency; recovery after SIGKILL; shares/s and KV writes per share',
   simulator: 'the balancing policy in a deterministic model of uneven hosts: makespan / ideal against static placement, migrations per share, decide() time at 1,000 hosts × 100,000 shares',
   uneven: 'real uneven hosts (taskset-pinned, a CPU hog mid-job): makespan / ideal with balancing and splits against static placement, checksum checked; hog → first migration time',
 }
@@ -38,7 +40,7 @@ function usage(): string {
   const names = Object.keys(BENCHMARKS)
   const width = Math.max(...names.map((n) => n.length))
   return [
-    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES]',
+    'usage: npm run bench -- NAME [--smoke] [--json] [--seed N] [--dense] [--background CORES] [--hosts N]',
     '',
     'benchmarks:',
     ...names.map((n) => `  ${n.padEnd(width)}  ${DESCRIPTIONS[n] ?? ''}`),
@@ -52,6 +54,7 @@ function usage(): string {
     '  --background CORES',
     '           uneven, failover, migration: stray load the benchmark starts itself, CORES (0 < CORES <= 1)',
     '           of busy time on each CPU the hosts run on, pinned, with what it really used reported',
+    '  --hosts N scale: synthetic hosts to simulate (default 2000; 50 with --smoke)',
     '  --help   this text',
     '',
     'Progress goes to stderr, figures to stdout. Exit 0: ran (targets are reported, not enforced);',
@@ -96,9 +99,9 @@ function table(name: string, figures: Figures): string {
 
 /**
  * What a benchmark is given: the common context, plus `--seed` for those that make random choices,
- * `--dense` (chaos) and `--background` (uneven, failover, migration).
+ * `--dense` (chaos), `--background` (uneven, failover, migration) and `--hosts` (scale).
  */
-export type RunContext = BenchContext & { seed?: number; dense?: boolean; background?: number }
+export type RunContext = BenchContext & { seed?: number; dense?: boolean; background?: number; hosts?: number }
 
 const OPTIONS = {
   smoke: { type: 'boolean' },
@@ -106,6 +109,7 @@ const OPTIONS = {
   dense: { type: 'boolean' },
   seed: { type: 'string' },
   background: { type: 'string' },
+  hosts: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -138,6 +142,11 @@ export async function main(args: string[]): Promise<number> {
     background = Number(opts.background)
     if (!/^\d*\.?\d+$/.test(opts.background) || !(background >= 0 && background <= 1)) return bad(`--background must be a number of cores per CPU from 0 to 1 (got '${opts.background}')`)
   }
+  let hosts: number | undefined
+  if (opts.hosts !== undefined) {
+    hosts = Number(opts.hosts)
+    if (!/^\d+$/.test(opts.hosts) || hosts < 1 || hosts > 99_999) return bad(`--hosts must be a number of hosts from 1 to 99999 (got '${opts.hosts}')`)
+  }
   if (names.length !== 1) {
     process.stderr.write(`bench: give exactly one benchmark name (got ${names.length ? names.join(', ') : 'none'})\n\n${usage()}\n`)
     return 2
@@ -149,6 +158,7 @@ export async function main(args: string[]): Promise<number> {
     return 2
   }
   if (background !== undefined && !['uneven', 'failover', 'migration'].includes(name)) return bad(`--background is for uneven, failover and migration, not ${name}`)
+  if (hosts !== undefined && name !== 'scale') return bad(`--hosts is for scale, not ${name}`)
   const smoke = opts.smoke === true
   const json = opts.json === true
   const t0 = Date.now()
@@ -161,7 +171,7 @@ export async function main(args: string[]): Promise<number> {
   let figures: Figures
   try {
     const mod = await load()
-    const ctx: RunContext = { smoke, json, log, ...(opts.dense ? { dense: true } : {}), ...(seed === undefined ? {} : { seed }), ...(background === undefined ? {} : { background }) }
+    const ctx: RunContext = { smoke, json, log, ...(opts.dense ? { dense: true } : {}), ...(seed === undefined ? {} : { seed }), ...(background === undefined ? {} : { background }), ...(hosts === undefined ? {} : { hosts }) }
     figures = await mod.run(ctx)
   } catch (e) {
     const err = e as Error

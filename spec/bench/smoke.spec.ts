@@ -213,6 +213,58 @@ describe('benchmark harness (smoke runs)', function () {
     expect(bad.stderr).to.include('--seed must be a non-negative integer')
   })
 
+  it('runs the scale benchmark in smoke mode: synthetic hosts against a real balancer, every window measured, jobs exact, recovery timed', async () => {
+    const out = await bench(['scale', '--smoke', '--json', '--hosts', '40'], 110_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    const f = report.figures as {
+      setup: { hosts: number }
+      headline: Record<string, unknown> & { balancerCpuPerHeartbeatUs: Record<string, number | null> }
+      phases: Record<string, Record<string, unknown>>
+      history: { finishedSharesInStore: number; jobs?: { wrong: number } }
+      statusJson: Record<string, unknown>
+      recovery: Record<string, unknown>
+    }
+    expect(f.setup.hosts).to.equal(40)
+    for (const name of ['empty', 'throughput', 'finished', 'running', 'after']) {
+      const p = f.phases[name]!
+      expect(p, name).to.be.an('object')
+      expectPositive(p.heartbeats, `${name}.heartbeats`)
+      expect(p.balancerCpuS as number, `${name}.balancerCpuS`).to.be.at.least(0)
+      // Transitions are counted from the balancer's metrics: integers, never missing.
+      for (const to of ['suspect', 'dead']) {
+        const n = (p.transitions as Record<string, unknown>)[to]
+        expect(Number.isInteger(n) && (n as number) >= 0, `${name}.transitions.${to} = ${String(n)}`).to.equal(true)
+      }
+    }
+    for (const name of ['empty', 'finished', 'running']) expect((f.phases[name]!.status as { ms: Stats }).ms.n, `${name}: status sampled`).to.be.greaterThan(0)
+    // A one-tick window can measure 0 s of balancer CPU; the ratio is then 0, infinite or null, never a wrong type.
+    expect(f.headline.balancerCpuPerHeartbeatUs.empty).to.be.a('number')
+    const tp = f.phases.throughput!
+    expectPositive(tp.sharesDone, 'throughput.sharesDone')
+    expectPositive(tp.sharesPerSec, 'throughput.sharesPerSec')
+    expectPositive(tp.kvWritesPerShare, 'throughput.kvWritesPerShare')
+    const jobs = tp.jobs as { completed: number; exact: number; wrong: number }
+    expect(jobs.completed).to.be.greaterThan(0)
+    expect(jobs.exact).to.equal(jobs.completed)
+    expect(jobs.wrong).to.equal(0)
+    expectStats((tp.reports as { done: { ackMs: unknown } }).done.ackMs, 'throughput.reports.done.ackMs')
+    expectStats((f.phases.running!.reports as { checkpoint: { ackMs: unknown } }).checkpoint.ackMs, 'running.reports.checkpoint.ackMs')
+    expect(f.history.finishedSharesInStore).to.be.greaterThan(0)
+    // Built only when the throughput window left fewer finished shares than wanted (8,000 in smoke).
+    if (f.history.jobs) expect(f.history.jobs.wrong).to.equal(0)
+    expect(f.statusJson.ok, JSON.stringify(f.statusJson)).to.equal(true)
+    expect(f.statusJson.hostsWithIdAndState).to.equal(40)
+    expect(f.recovery.allRecovered, JSON.stringify(f.recovery)).to.equal(true)
+    for (const k of ['killToElectedMs', 'killToServingMs', 'killToStatusAsLeaderMs']) expectPositive(f.recovery[k], `recovery.${k}`)
+    expect(f.recovery.killToStatusAsLeaderMs as number).to.be.at.least(f.recovery.killToElectedMs as number)
+    expect(f.headline.heartbeatTarget).to.match(/: (met|MISSED)$|^not measured$/)
+    const bad = await bench(['failover', '--hosts', '10'], 30_000)
+    expect(bad.code).to.equal(2)
+    expect(bad.stderr).to.include('--hosts is for scale, not failover')
+  })
+
   it('refuses a --background that is not a number of cores from 0 to 1, and on a benchmark that takes none', async () => {
     for (const v of ['2', 'x', '-0.1']) {
       const bad = await bench(['uneven', '--smoke', `--background=${v}`], 30_000)

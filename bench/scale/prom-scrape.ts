@@ -1,0 +1,51 @@
+/**
+ * Reads a balancer's Prometheus endpoint the way Prometheus does (GET /metrics, text format) and
+ * keeps the counters and gauges the scale benchmark compares before and after a window: host
+ * transitions by state entered, hosts by state, failovers, migrations, splits, checkpoints,
+ * rejected messages, store retries and internal errors.
+ *
+ * Must never fail a run for a scrape that did not answer: it returns null and the figure says
+ * "not measured".
+ */
+
+/** Sample values by `name{labels}` exactly as the exposition writes them (labels sorted by prom-client). */
+export type Samples = Map<string, number>
+
+const KEPT = /^(shoal_host_transitions_total|shoal_hosts|shoal_failovers_total|shoal_migrations_total|shoal_splits_total|shoal_checkpoints_total|shoal_checkpoint_failures_total|shoal_messages_rejected_total|shoal_store_write_retries_total|shoal_errors_total|shoal_shares|shoal_jobs)(\{|\s)/
+
+export async function scrape(url: string | undefined, timeoutMs = 20_000): Promise<Samples | null> {
+  if (!url) return null
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+    if (!res.ok) return null
+    const out: Samples = new Map()
+    for (const line of (await res.text()).split('\n')) {
+      if (!KEPT.test(line)) continue
+      const at = line.lastIndexOf(' ')
+      out.set(line.slice(0, at), Number(line.slice(at + 1)))
+    }
+    return out
+  } catch {
+    return null
+  }
+}
+
+/** Sum of a family's samples whose labels include every `label="value"` in `where`. */
+export function total(s: Samples | null, name: string, where: Record<string, string> = {}): number | null {
+  if (!s) return null
+  const want = Object.entries(where).map(([k, v]) => `${k}="${v}"`)
+  let n = 0
+  for (const [key, v] of s) {
+    const brace = key.indexOf('{')
+    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue
+    if (want.every((w) => key.includes(w))) n += v
+  }
+  return n
+}
+
+/** `after − before` of `total(...)`; null when either scrape failed. */
+export function delta(before: Samples | null, after: Samples | null, name: string, where: Record<string, string> = {}): number | null {
+  const a = total(before, name, where)
+  const b = total(after, name, where)
+  return a === null || b === null ? null : b - a
+}
