@@ -326,8 +326,11 @@ export async function startNatsServerChild(opts: NatsServerOptions = {}): Promis
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('close', (code, signal) => {
       running.delete(tracked)
-      log?.end()
-      resolve({ code, signal })
+      // end() only queues the flush: resolve once the log file holds every line, so a caller that
+      // reads it after stop() sees the whole log (a CI run read it half-written).
+      if (log === undefined) return resolve({ code, signal })
+      log.end(() => resolve({ code, signal }))
+      log.once('error', () => resolve({ code, signal }))
     })
   })
 
