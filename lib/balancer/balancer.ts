@@ -30,6 +30,7 @@ import {
   hostReplySchema,
   leaveSchema,
   reportSchema,
+  reportBatchSchema,
   blobRequestSchema,
   type ApiReply,
   type ApiRequest,
@@ -43,6 +44,9 @@ import {
   type MoveReason,
   type BalanceSummary,
   type Report,
+  type ReportAnswer,
+  type ReportBatch,
+  type ReportBatchReply,
   type ReportReply,
   type Submit,
 } from '../protocol/messages.ts'
@@ -307,7 +311,8 @@ export class Balancer {
     this.subs.push(
       this.bus.subscribe(s.poolAll(), heartbeatSchema.or(leaveSchema), (msg, subject) => this.onPool(msg, subject)),
       // Answers go only to the inbox of the identity the subject names (lib/protocol/bus.ts).
-      this.bus.serve(s.reportAll(), reportSchema, (r, raw) => this.onReportFrom(r, raw.subject), { replyInbox: (subj) => inboxOfHost(s, s.parseReport(subj)) }),
+      // A batch of a host's reports, or one report alone (hosts before batching sent those).
+      this.bus.serve(s.reportAll(), reportBatchSchema.or(reportSchema), (r, raw) => (r.t === 'reports' ? this.onBatchFrom(r, raw.subject) : this.onReportFrom(r, raw.subject)), { replyInbox: (subj) => inboxOfHost(s, s.parseReport(subj)) }),
       this.bus.serve(s.blobAll(), blobRequestSchema, (r, raw) => this.onBlob(r, raw.subject), { replyInbox: (subj) => inboxOfHost(s, s.parseBlob(subj)) }),
       this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.onApiFrom(r, raw.subject), { replyInbox: (subj) => {
         const who = s.parseApi(subj)?.identity
@@ -508,6 +513,35 @@ export class Balancer {
       return this.nack('E_FORBIDDEN', `a report on ${subject} must name host ${from ?? '(none)'}, not ${r.hostId}`)
     }
     return this.onReport(r)
+  }
+
+  /**
+   * A host's reports of one interval: each answered in order, as it would have been alone. Not
+   * leading: no answer at all, as for a single report.
+   */
+  private async onBatchFrom(b: ReportBatch, subject: string): Promise<ReportBatchReply | typeof NO_REPLY> {
+    const from = this.subjects.parseReport(subject)
+    if (from !== b.hostId) {
+      this.bus.rejects.count(subject, 'identity')
+      this.log.warn({ subject, claimed: b.hostId }, 'refused a report batch that names another host than its subject')
+      throw new ShoalError('E_FORBIDDEN', `reports on ${subject} must name host ${from ?? '(none)'}, not ${b.hostId}`)
+    }
+    if (!this.acting()) {
+      for (const r of b.reports) if (r.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'not-leader' })
+      return NO_REPLY
+    }
+    const answers = await Promise.all(
+      b.reports.map(async (r): Promise<ReportAnswer> => {
+        try {
+          const a = await this.onReportFrom(r, subject)
+          // The lease lapsed while this batch was handled: this one is for the host to send again.
+          return a === NO_REPLY ? { v: V, t: 'err', error: toWire(new ShoalError('E_NOT_LEADER', 'this balancer no longer leads: send the report again')) } : a
+        } catch (e) {
+          return { v: V, t: 'err', error: toWire(e) }
+        }
+      }),
+    )
+    return { v: V, t: 'answers', term: this.fence.term, answers }
   }
 
   /**

@@ -187,6 +187,10 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   shares: z.strictObject({
     checkpointMs: int(10, 3_600_000, { unit: 'ms', doc: 'How often a running share sends a checkpoint.' }).default(1000),
+    reportLingerMs: int(0, 60_000, {
+      unit: 'ms',
+      doc: 'How long a host holds a checkpoint so that its other shares\' reports go in the same message (one message and one store write per host, not per share). At most half of shares.checkpointMs is used; results never wait.',
+    }).default(200),
     stepTargetMs: num(0.1, 1000, {
       unit: 'ms',
       doc: 'How long one processor step should take; bounds how long a pause, checkpoint or migration waits for a safe point.',

@@ -181,6 +181,24 @@ export const reportReplySchema = z.discriminatedUnion('t', [
 ])
 export type ReportReply = z.infer<typeof reportReplySchema>
 
+/** Reports one batch may carry: a host's reports of one interval, at most one per share it runs. */
+export const MAX_REPORTS_PER_BATCH = 1_024
+
+/**
+ * A host's reports of one interval in one message (issue 12, point 4): the balancer's message
+ * rate and its store writes grow with hosts, not with shares. Answered with one answer per report,
+ * in order.
+ */
+export const reportBatchSchema = z.object({ v, t: z.literal('reports'), hostId: id, reports: z.array(reportSchema).min(1).max(MAX_REPORTS_PER_BATCH) })
+export type ReportBatch = z.infer<typeof reportBatchSchema>
+
+/** One report's answer in a batch: its ack or nack, or `err` (not handled now: send it again). */
+export const reportAnswerSchema = z.union([reportReplySchema, errReplySchema])
+export type ReportAnswer = z.infer<typeof reportAnswerSchema>
+
+export const reportBatchReplySchema = z.object({ v, t: z.literal('answers'), term, answers: z.array(reportAnswerSchema) })
+export type ReportBatchReply = z.infer<typeof reportBatchReplySchema>
+
 // ---------------------------------------------------------------- large states (host ↔ balancer)
 
 /** Object names a host gives its states: `<shareId>.<epoch>.<hostId>.<seq>`. */

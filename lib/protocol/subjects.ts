@@ -7,7 +7,7 @@
  *   shoal.<cluster>.pool.leave.<hostId>   host → balancer: clean shutdown (publish)
  *   shoal.<cluster>.pool.>                balancer: subscription to both of the above
  *   shoal.<cluster>.host.<hostId>.cmd     balancer → host: assign | pause | split | drop | merge | validate (request/reply)
- *   shoal.<cluster>.bal.report.<hostId>   host → balancer: checkpoint | done | failed (request/reply; the ack means durable)
+ *   shoal.<cluster>.bal.report.<hostId>   host → balancer: reports (a batch of checkpoint | done | failed), request/reply; an ack means durable
  *   shoal.<cluster>.bal.blob.<hostId>     host → balancer: blob-put | blob-get, a large checkpoint state in chunks (request/reply)
  *   shoal.<cluster>.bal.presence.<id>     balancer → all: leader or standby, with the term (publish, every pool.heartbeatMs)
  *   shoal.<cluster>.api.<op>.<identity>   SDK/CLI → balancer: submit | cancel | job | status | migrate | drain | config (request/reply)

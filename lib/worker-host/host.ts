@@ -27,7 +27,7 @@ import {
   PROTOCOL_VERSION as V,
   hostCommandSchema,
   presenceSchema,
-  reportReplySchema,
+  reportBatchReplySchema,
   type CheckpointMsg,
   type Heartbeat,
   type HostCommand,
@@ -45,6 +45,7 @@ import { checkpointClock, ShareRunner, mergeResults, type RunningShare } from '.
 import { LoadSampler } from './load-sampler.ts'
 import { stateFitsInline } from '../checkpoints/state-blobs.ts'
 import { BlobClient } from './blob-client.ts'
+import { ReportBatcher } from './report-batcher.ts'
 import type { Checkpoint } from './share-runner.ts'
 
 export interface HostOptions {
@@ -83,6 +84,8 @@ export class Host {
   private readonly finishing = new Map<string, ShareLoad>()
   /** Per-share chain of reports, so a share's reports reach the balancer in order. */
   private readonly reportChains = new Map<string, Promise<void>>()
+  /** Reports leave in batches, one message per batch (report-batcher.ts). */
+  private readonly batcher: ReportBatcher
   /** The newest periodic checkpoint taken per share: an older one still waiting to be sent is not. */
   /** Measures checkpoint lateness and sets how long before they are due shares take them. */
   private readonly pace: CheckpointPace
@@ -120,6 +123,15 @@ export class Host {
     this.subjects = new Subjects(config.cluster)
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(hostIdentity(this.hostId)) })
     this.blobs = new BlobClient(this.bus, this.subjects, this.hostId, BLOB_TIMEOUT_MS)
+    const codec = this.bus.codec
+    this.batcher = new ReportBatcher({
+      send: async (reports) => (await this.bus.request(this.subjects.report(this.hostId), { v: V, t: 'reports', hostId: this.hostId, reports }, reportBatchReplySchema, REPORT_TIMEOUT_MS)).answers,
+      sizeOf: (r) => codec.sizeOf(r),
+      // The envelope of an empty batch, plus an array header's worst case.
+      overheadBytes: codec.sizeOf({ v: V, t: 'reports', hostId: this.hostId, reports: [] }) + 8,
+      maxBytes: codec.maxMessageBytes,
+      lingerMs: Math.min(config.shares.reportLingerMs, Math.floor(config.shares.checkpointMs / 2)),
+    })
     // Sampled at heartbeat pace, so a background CPU hog shows in the next heartbeats.
     this.sampler = new LoadSampler(config.pool.heartbeatMs)
     this.metrics = new HostMetrics(this.hostId, () => {
@@ -191,6 +203,7 @@ export class Host {
     if (this.stopped) return
     this.stopped = true
     if (this.hbTimer) clearInterval(this.hbTimer)
+    this.batcher.close()
     this.sampler.stop()
     this.sub?.unsubscribe()
     this.presenceSub?.unsubscribe()
@@ -495,7 +508,7 @@ export class Host {
       let trouble: { cause: 'timeout' | 'unavailable' | 'refused' | 'error'; message: string }
       try {
         const t0 = performance.now()
-        const reply = await this.bus.request(this.subjects.report(this.hostId), msg, reportReplySchema, REPORT_TIMEOUT_MS)
+        const reply = await this.batcher.send(msg)
         if (reply.term < this.maxTerm) {
           trouble = { cause: 'refused', message: `answer from balancer term ${reply.term}, which no longer leads (term ${this.maxTerm} does)` }
         } else {

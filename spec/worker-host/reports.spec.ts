@@ -12,7 +12,7 @@ import { loadConfig } from '../../lib/config/mod.ts'
 import { silentLogger } from '../../lib/log.ts'
 import { Bus } from '../../lib/protocol/bus.ts'
 import { Codec } from '../../lib/protocol/codec.ts'
-import { heartbeatSchema, hostReplySchema, reportSchema, type Heartbeat, type Report } from '../../lib/protocol/messages.ts'
+import { heartbeatSchema, hostReplySchema, reportBatchSchema, type Heartbeat, type Report } from '../../lib/protocol/messages.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { Host } from '../../lib/worker-host/host.ts'
 import { useNatsServer } from '../support/nats.ts'
@@ -57,11 +57,18 @@ describe('host result delivery and term fencing', function () {
   function balancer(answer: (r: Report, i: number) => unknown): Report[] {
     const got: Report[] = []
     subs.push(
-      bus.serve(subjects.report('h1'), reportSchema, (r) => {
-        const i = got.filter((g) => g.t === r.t).length
-        got.push(r)
-        const a = answer(r, i)
-        return a === undefined ? new Promise(() => undefined) : a
+      // Hosts send their reports in batches: each report is answered as if it had come alone, and
+      // a batch with a report left unanswered gets no answer at all.
+      bus.serve(subjects.report('h1'), reportBatchSchema, async (b) => {
+        const answers = await Promise.all(
+          b.reports.map((r) => {
+            const i = got.filter((g) => g.t === r.t).length
+            got.push(r)
+            return answer(r, i)
+          }),
+        )
+        if (answers.some((a) => a === undefined)) return new Promise(() => undefined)
+        return { v: 1, t: 'answers', term: 1, answers }
       }),
     )
     return got
