@@ -181,7 +181,7 @@ export async function run(ctx: BenchContext): Promise<Figures> {
     const hostIds = Array.from({ length: S.hosts }, (_, i) => `h${String(i).padStart(5, '0')}`)
     // Both settle before going on, so that whatever started is stopped in `finally` if the other failed.
     const [pool, lead] = await Promise.allSettled([
-      WorkerPool.start(S.workers, { natsUrl: nats.url, cluster, slots: SLOTS, cores: CORES, memoryBytes: MEMORY_BYTES, heartbeatMs: cfg.pool.heartbeatMs, checkpointMs: cfg.shares.checkpointMs, maxMessageBytes: cfg.protocol.maxMessageBytes, reportTimeoutMs: REPORT_TIMEOUT_MS }, hostIds),
+      WorkerPool.start(S.workers, { natsUrl: nats.url, cluster, slots: SLOTS, cores: CORES, memoryBytes: MEMORY_BYTES, heartbeatMs: cfg.pool.heartbeatMs, checkpointMs: cfg.shares.checkpointMs, reportLingerMs: Math.min(cfg.shares.reportLingerMs, Math.floor(cfg.shares.checkpointMs / 2)), maxMessageBytes: cfg.protocol.maxMessageBytes, reportTimeoutMs: REPORT_TIMEOUT_MS }, hostIds),
       b1.until(() => b1.serving !== undefined && b1.metricsUrl !== undefined, 60_000, 'it to lead and serve metrics'),
     ])
     if (pool.status === 'rejected') throw pool.reason

@@ -40,6 +40,8 @@ export interface WorkerSetup {
   memoryBytes: number
   heartbeatMs: number
   checkpointMs: number
+  /** How long a checkpoint waits for company in a report batch (as lib/worker-host/host.ts). */
+  reportLingerMs: number
   maxMessageBytes: number
   /** A host's report waits this long for the balancer's answer (lib/worker-host/host.ts: 3 s). */
   reportTimeoutMs: number

@@ -11,7 +11,7 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 
-export const KV_BUCKETS = ['jobs', 'shares', 'hosts', 'leader'] as const
+export const KV_BUCKETS = ['jobs', 'shares', 'hosts', 'journal', 'leader'] as const
 export type KvWrites = Record<(typeof KV_BUCKETS)[number], number | null>
 
 export async function kvSequences(nc: NatsConnection, cluster: string): Promise<KvWrites> {

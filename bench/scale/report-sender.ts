@@ -15,18 +15,23 @@
 
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Codec } from '../../lib/protocol/codec.ts'
-import { errReplySchema, reportReplySchema, type Report, type ReportReply } from '../../lib/protocol/messages.ts'
+import { errReplySchema, reportBatchReplySchema, reportReplySchema, type Report, type ReportAnswer, type ReportBatch, type ReportReply } from '../../lib/protocol/messages.ts'
 import { hostIdentity, type Subjects } from '../../lib/protocol/subjects.ts'
 
-export type SendOutcome =
+/** How one report fared. */
+export type ReportOutcome =
   | { t: 'answer'; reply: ReportReply; ms: number }
   | { t: 'timeout' }
   | { t: 'error'; message: string }
+
+/** How one request (a report, or a batch of them) fared. */
+export type SendOutcome = ReportOutcome | { t: 'answers'; answers: ReportAnswer[]; ms: number }
 
 interface Pending {
   resolve: (o: SendOutcome) => void
   sentAt: number
   deadline: number
+  batch: boolean
 }
 
 const SWEEP_MS = 50
@@ -56,17 +61,25 @@ export class ReportSender {
           if (!p) return // answered after its timeout: the host has moved on
           this.pending.delete(m.subject)
           const ms = performance.now() - p.sentAt
-          const d = this.codec.decode(reportReplySchema, m.data)
-          if (d.ok) return p.resolve({ t: 'answer', reply: d.value, ms })
+          if (p.batch) {
+            const b = this.codec.decode(reportBatchReplySchema, m.data)
+            if (b.ok) return p.resolve({ t: 'answers', answers: b.value.answers, ms })
+          } else {
+            const d = this.codec.decode(reportReplySchema, m.data)
+            if (d.ok) return p.resolve({ t: 'answer', reply: d.value, ms })
+          }
           const e = this.codec.decode(errReplySchema, m.data)
-          p.resolve({ t: 'error', message: e.ok ? `${e.value.error.code}: ${e.value.error.message}` : `invalid answer: ${d.detail}` })
+          p.resolve({ t: 'error', message: e.ok ? `${e.value.error.code}: ${e.value.error.message}` : 'invalid answer' })
         },
       }),
     )
   }
 
-  /** Sends `report` on host `hostId`'s report subject and waits for the answer (or the timeout). */
-  send(hostId: string, report: Report): Promise<SendOutcome> {
+  /**
+   * Sends `report` (or a batch of them, as hosts do) on host `hostId`'s report subject and waits
+   * for the answer (or the timeout).
+   */
+  send(hostId: string, report: Report | ReportBatch): Promise<SendOutcome> {
     const reply = `${this.subjects.inbox(hostIdentity(hostId))}.${(++this.seq).toString(36)}`
     let data: Uint8Array
     try {
@@ -76,7 +89,7 @@ export class ReportSender {
     }
     return new Promise<SendOutcome>((resolve) => {
       const sentAt = performance.now()
-      this.pending.set(reply, { resolve, sentAt, deadline: sentAt + this.timeoutMs })
+      this.pending.set(reply, { resolve, sentAt, deadline: sentAt + this.timeoutMs, batch: report.t === 'reports' })
       try {
         this.nc.publish(this.subjects.report(hostId), data, { reply })
       } catch (e) {

@@ -8,7 +8,8 @@
  *   commands   host.<hostId>.cmd: assign, pause (answers with a checkpoint), split (keeps
  *              [position, mid), gives the tail away), drop, merge (sums), validate; a command
  *              from a lower term than the highest heard is refused with E_STALE_TERM
- *   reports    bal.report.<hostId>: a checkpoint every checkpointMs per running share (sent once;
+ *   reports    bal.report.<hostId>, in batches as a real host sends them (lib/worker-host/report-batcher.ts):
+ *              a checkpoint every checkpointMs per running share (sent once;
  *              skipped while the previous one is unanswered), done or failed at the end, sent again
  *              with back-off (100 ms doubling to 1 s) until a balancer of the current term answers
  *
@@ -32,6 +33,7 @@ import {
   type HostCommand,
   type HostReply,
   type Report,
+  type ReportAnswer,
   type ShareAssignment,
   type ShareLoad,
 } from '../../lib/protocol/messages.ts'
@@ -39,6 +41,7 @@ import { BALANCER_IDENTITY, type Subjects } from '../../lib/protocol/subjects.ts
 import { SYNTHETIC_PROCESSOR, syntheticInputSchema, type ReportKind, type WorkerSetup } from './ipc.ts'
 import type { ReportSender } from './report-sender.ts'
 import type { WindowCounter } from './window-counter.ts'
+import { ReportBatcher } from '../../lib/worker-host/report-batcher.ts'
 
 /** What the synthetic hosts of one worker share. */
 export interface HostKit {
@@ -93,13 +96,42 @@ export class SyntheticHost {
   private seq = 0
   private readonly startedAt = Date.now()
   private sub: Subscription | undefined
+  private readonly batcher: ReportBatcher
 
   constructor(
     readonly hostId: string,
     private readonly kit: HostKit,
     /** Where in the heartbeat period this host beats: a fleet's heartbeats are not in step. */
     private readonly phaseMs: number,
-  ) {}
+  ) {
+    const { codec, setup } = kit
+    this.batcher = new ReportBatcher({
+      send: (reports) => this.sendBatch(reports),
+      sizeOf: (r) => codec.sizeOf(r),
+      overheadBytes: codec.sizeOf({ v: V, t: 'reports', hostId, reports: [] }) + 8,
+      maxBytes: setup.maxMessageBytes,
+      lingerMs: setup.reportLingerMs,
+    })
+  }
+
+  /**
+   * One batch on the wire; every report in it is counted with the batch's round trip (from the
+   * send, so a checkpoint's linger is not in it: that is the host's choice, not the balancer's delay).
+   */
+  private async sendBatch(reports: Report[]): Promise<ReportAnswer[]> {
+    const { counter, sender, term } = this.kit
+    const o = await sender.send(this.hostId, { v: V, t: 'reports', hostId: this.hostId, reports })
+    if (o.t !== 'answers') {
+      for (const r of reports) counter.outcome(r.t, o.t === 'answer' ? { t: 'error', message: 'a single answer to a batch' } : o)
+      throw new ShoalError(o.t === 'timeout' ? 'E_TIMEOUT' : 'E_UNAVAILABLE', o.t === 'error' ? o.message : `no answer to ${reports.length} report(s)`)
+    }
+    reports.forEach((r, i) => {
+      const a = o.answers[i]
+      if (!a || a.t === 'err') counter.outcome(r.t, { t: 'error', message: a ? a.error.message : 'no answer for it' })
+      else counter.outcome(r.t, { t: 'answer', reply: a, ms: o.ms }, a.term < term.max)
+    })
+    return o.answers
+  }
 
   listen(): void {
     const { bus, subjects } = this.kit
@@ -119,6 +151,7 @@ export class SyntheticHost {
 
   stop(): void {
     this.stopped = true
+    this.batcher.close()
     this.sub?.unsubscribe()
   }
 
@@ -214,14 +247,13 @@ export class SyntheticHost {
 
   /** One try; 'ack' | 'nack' | 'none' (no answer, an error, or an answer from a deposed leader). */
   private async sendOnce(kind: ReportKind, report: Report): Promise<'ack' | 'nack' | 'none'> {
-    const { counter, sender, term } = this.kit
+    const { counter, term } = this.kit
     counter.sent(kind)
-    const o = await sender.send(this.hostId, report)
-    const stale = o.t === 'answer' && o.reply.term < term.max
-    counter.outcome(kind, o, stale)
-    if (o.t !== 'answer' || stale) return 'none'
-    term.max = Math.max(term.max, o.reply.term)
-    return o.reply.t
+    // Counted by sendBatch, with the batch's round trip.
+    const reply = await this.batcher.send(report).catch(() => undefined)
+    if (!reply || reply.term < term.max) return 'none'
+    term.max = Math.max(term.max, reply.term)
+    return reply.t
   }
 
   private async sendUntilAnswered(report: Report): Promise<void> {

@@ -8,7 +8,7 @@
  */
 
 import { emptyByKind, type ReportKind, type WindowCounts } from './ipc.ts'
-import type { SendOutcome } from './report-sender.ts'
+import type { ReportOutcome } from './report-sender.ts'
 
 export class WindowCounter {
   private startedAt = performance.now()
@@ -58,7 +58,7 @@ export class WindowCounter {
   }
 
   /** How one try of a report ended; `stale`: answered by a balancer of a lower term than the hosts follow. */
-  outcome(kind: ReportKind, o: SendOutcome, stale = false): void {
+  outcome(kind: ReportKind, o: ReportOutcome, stale = false): void {
     if (o.t === 'timeout') this.c.timeouts[kind]++
     else if (o.t === 'error' || stale) this.c.errors[kind]++
     else {

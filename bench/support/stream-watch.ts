@@ -28,7 +28,7 @@ async function manager(nc: NatsConnection): Promise<JetStreamManager> {
 
 /** The JetStream streams of Shoal cluster `cluster` (its KV buckets and checkpoint object store). */
 export function streamNames(cluster: string): string[] {
-  return [...['jobs', 'shares', 'hosts', 'leader'].map((k) => `KV_shoal_${cluster}_${k}`), `OBJ_shoal_${cluster}_ckpt`]
+  return [...['jobs', 'shares', 'hosts', 'journal', 'leader'].map((k) => `KV_shoal_${cluster}_${k}`), `OBJ_shoal_${cluster}_ckpt`]
 }
 
 /** Why a stream is not fully replicated right now, or undefined when it is. */

@@ -48,7 +48,7 @@ export function permissionsFor(cluster: string, id: Identity): Permissions {
   const inbox = `${s.inbox(id.name)}.>`
   switch (id.role) {
     case 'balancer': {
-      const buckets = (['jobs', 'shares', 'hosts', 'leader'] as const).map((k) => s.bucket(k))
+      const buckets = (['jobs', 'shares', 'hosts', 'journal', 'leader'] as const).map((k) => s.bucket(k))
       const ckpt = s.bucket('ckpt')
       return {
         publish: [

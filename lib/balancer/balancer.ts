@@ -57,6 +57,7 @@ import { expiredJobs } from './retention.ts'
 import { isFinalJob as isFinal, Ledger } from './ledger.ts'
 import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
+import { CheckpointJournal, type JournalEntry } from './checkpoint-journal.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
@@ -138,6 +139,8 @@ export class Balancer {
   private readonly draining = new Set<string>()
   private readonly refusals = new AssignRefusals()
   private readonly blobs: BlobProxy
+  /** Checkpoints, one store record per host rather than one write per share (checkpoint-journal.ts). */
+  private readonly journal: CheckpointJournal
   /** Shares a migration is moving right now: nothing else touches them meanwhile. */
   private readonly moving = new Set<string>()
   /** Slots promised to migrations in flight, by target host. */
@@ -207,6 +210,10 @@ export class Balancer {
     })
     this.store.onBulkFailed = (bucket, err) => this.log.warn({ bucket, err: (err as Error).message }, 'cannot read the bucket in bulk; reading it key by key')
     this.blobs = new BlobProxy(this.store.blobStore(), { maxBytes: opts.config.shares.maxCheckpointBytes + 1024 })
+    const maxBytes = this.bus.codec.maxMessageBytes
+    // Half a message per host's record; an entry at most 1/64 of one, so a host's shares fit many
+    // to a record. A larger state goes to its share record as before.
+    this.journal = new CheckpointJournal(this.store.journal, (x) => this.bus.codec.sizeOf(x), { maxRecordBytes: Math.floor(maxBytes / 2), maxEntryBytes: Math.max(512, Math.floor(maxBytes / 64)) })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
     // Every bucket's series exists from the start, so rate() and the dashboards see zeros, not gaps.
     for (const b of [opts.buckets.jobs, opts.buckets.shares, opts.buckets.hosts]) this.metrics.storeRetries.inc({ bucket: b.name }, 0)
@@ -267,7 +274,7 @@ export class Balancer {
 
   /** Rebuilds the in-memory view from JetStream KV. */
   private async recover(): Promise<void> {
-    const { jobs, shares, hosts } = await this.store.loadAll((e) => this.limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
+    const { jobs, shares, hosts, journal } = await this.store.loadAll((e) => this.limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
     // In submission order: status shows the newest jobs from the end of the ledger's list.
     for (const j of jobs.sort((a, b) => a.submittedAt - b.submittedAt)) this.ledger.addJob(j)
     for (const s of shares) {
@@ -282,6 +289,17 @@ export class Balancer {
       this.ledger.addShare(s)
     }
     for (const h of hosts) if (h.draining) this.draining.add(h.hostId)
+    // Later checkpoints of running shares, kept per host: each adopted only while its share's
+    // record still says the share runs there under that epoch (checkpoint-journal.ts).
+    for (const e of this.journal.recover(journal, (id) => this.ledger.share(id))) {
+      const s = this.ledger.share(e.shareId)!
+      if (e.position > s.to) continue
+      s.position = e.position
+      s.unitsDone = e.unitsDone
+      s.state = e.stateRef ? undefined : e.state
+      s.stateRef = e.stateRef
+      s.stateBytes = e.stateBytes
+    }
     // A crash between storing a split's tail and shrinking the original leaves them overlapping:
     // the tail is stored first, so the original is the one to shrink.
     const trims: Array<Promise<void>> = []
@@ -603,8 +621,7 @@ export class Balancer {
         return this.nack('E_CHECKPOINT_TOO_LARGE', msg)
       }
       const garbage = this.adopt(s, cp)
-      s.updatedAt = now
-      await this.persistShare(s)
+      await this.persistCheckpoint(s, now)
       this.dropState(garbage)
       this.metrics.checkpoints.inc()
       this.metrics.checkpointSize.observe(cp.stateBytes)
@@ -1433,8 +1450,23 @@ export class Balancer {
     }
   }
 
+  /**
+   * Makes a running share's checkpoint durable: in its host's journal record when it fits there
+   * (one write per host, however many of its shares checkpointed), else in the share record.
+   */
+  private async persistCheckpoint(s: ShareRecord, now: number): Promise<void> {
+    const entry: JournalEntry = { shareId: s.shareId, epoch: s.epoch, position: s.position, unitsDone: s.unitsDone, ...(s.stateRef ? { stateRef: s.stateRef } : { state: s.state }), stateBytes: s.stateBytes }
+    const fit = s.host === null ? ({ ok: false } as const) : this.journal.fits(s.host, entry)
+    if (fit.ok) return this.journal.record(s.host!, entry, fit.bytes)
+    s.updatedAt = now
+    await this.persistShare(s)
+  }
+
+  /** Writes a share record; once durable, a journal entry it makes stale is forgotten. */
   private async persistShare(s: ShareRecord): Promise<void> {
+    const run = { status: s.status, host: s.host, epoch: s.epoch, position: s.position }
     await this.store.putShare(s)
+    this.journal.covered(s.shareId, run)?.catch((e: unknown) => this.failed('deleting a host\'s journal record', e))
   }
 
   private async persistJob(j: JobRecord): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * The JetStream buckets of one Shoal cluster, opened (created when missing) with `nats.replicas`
- * replicas: KV `shoal_<cluster>_jobs`, `_shares`, `_hosts`, `_leader` and the Object Store
+ * replicas: KV `shoal_<cluster>_jobs`, `_shares`, `_hosts`, `_journal`, `_leader` and the Object Store
  * `shoal_<cluster>_ckpt`. Also the adapter that gives record-writer.ts and lease.ts their narrow
  * bucket interface, with CAS conflicts turned into `RevisionConflict`.
  *
@@ -19,7 +19,7 @@ import type { Subjects } from '../protocol/subjects.ts'
 import { StateBlobs } from '../checkpoints/state-blobs.ts'
 import { RevisionConflict, type KvBucket } from './record-writer.ts'
 
-export const KV_KINDS = ['jobs', 'shares', 'hosts', 'leader'] as const
+export const KV_KINDS = ['jobs', 'shares', 'hosts', 'journal', 'leader'] as const
 /** Request timeout of record reads and writes (a KV put takes ≈ 0.2 ms here). */
 const DATA_TIMEOUT_MS = 2_000
 export type KvKind = (typeof KV_KINDS)[number]
@@ -47,6 +47,8 @@ export interface Buckets {
   jobs: Bucket
   shares: Bucket
   hosts: Bucket
+  /** One record per host: its running shares' latest checkpoints (checkpoint-journal.ts). */
+  journal: Bucket
   leader: Bucket
   blobs: StateBlobs
   /** Replicas the buckets were asked for. */
@@ -99,9 +101,10 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     const jobs = await open('jobs')
     const shares = await open('shares')
     const hosts = await open('hosts')
+    const journal = await open('journal')
     const leader = await open('leader')
     const blobs = await StateBlobs.open(nc, subjects, replicas)
-    return { jobs, shares, hosts, leader, blobs, replicas, clustered, warnings }
+    return { jobs, shares, hosts, journal, leader, blobs, replicas, clustered, warnings }
   } catch (e) {
     throw storeError(e, replicas)
   }

@@ -1,6 +1,7 @@
 /**
- * Durable balancer state in JetStream KV: job records, share records (a share record carries its
- * last durable checkpoint) and host records (drain state). The leader writes here before it acts or
+ * Durable balancer state in JetStream KV: job records, share records (a share record carries a
+ * durable checkpoint), journal records (per host, its shares' later checkpoints:
+ * checkpoint-journal.ts) and host records (drain state). The leader writes here before it acts or
  * acknowledges, so a restarted balancer or a standby taking over rebuilds everything from these
  * buckets. Every record carries the term of the leader that wrote it; the writers (one per bucket,
  * record-writer.ts) retry until a write is durable and refuse to write once another term leads.
@@ -17,6 +18,7 @@ import type { StateRef } from '../checkpoints/state-blobs.ts'
 import type { Bucket, Buckets } from './buckets.ts'
 import type { Fence } from './fence.ts'
 import { RecordWriter, type WriterOptions } from './record-writer.ts'
+import type { JournalRecord, JournalWriter } from './checkpoint-journal.ts'
 
 export interface JobRecord {
   jobId: string
@@ -90,6 +92,7 @@ export class Store {
   private readonly jobs: RecordWriter
   private readonly shares: RecordWriter
   private readonly hosts: RecordWriter
+  private readonly journalWriter: RecordWriter
 
   /** A bulk read gave up and the bucket is read key by key instead (for the log). */
   onBulkFailed?: (bucket: string, err: unknown) => void
@@ -107,6 +110,15 @@ export class Store {
     this.jobs = new RecordWriter(b.jobs, fence, encode, termOf, writerOptions)
     this.shares = new RecordWriter(b.shares, fence, encode, termOf, writerOptions)
     this.hosts = new RecordWriter(b.hosts, fence, encode, termOf, writerOptions)
+    this.journalWriter = new RecordWriter(b.journal, fence, encode, termOf, writerOptions)
+  }
+
+  /** The journal's writes: one record per host (checkpoint-journal.ts), fenced like the others. */
+  get journal(): JournalWriter {
+    return {
+      put: (hostId: string, rec: JournalRecord) => this.journalWriter.put(hostId, rec),
+      remove: (hostId: string) => this.journalWriter.remove(hostId),
+    }
   }
 
   /** Resolves once the record (as it is then or later) is durable; rejects only with E_NOT_LEADER. */
@@ -147,7 +159,7 @@ export class Store {
    * Reads every record, remembering each key's revision for the writers. Retried while the store
    * is away; rejects with E_NOT_LEADER if this term ends meanwhile.
    */
-  async loadAll(onRetry?: (err: unknown) => void): Promise<{ jobs: JobRecord[]; shares: ShareRecord[]; hosts: HostRecord[] }> {
+  async loadAll(onRetry?: (err: unknown) => void): Promise<{ jobs: JobRecord[]; shares: ShareRecord[]; hosts: HostRecord[]; journal: JournalRecord[] }> {
     let delay = 100
     for (;;) {
       await this.fence.whenValid()
@@ -158,6 +170,7 @@ export class Store {
           jobs: await this.load<JobRecord>(this.b.jobs, this.jobs, bulk),
           shares: await this.load<ShareRecord>(this.b.shares, this.shares, bulk),
           hosts: await this.load<HostRecord>(this.b.hosts, this.hosts, bulk),
+          journal: await this.load<JournalRecord>(this.b.journal, this.journalWriter, bulk),
         }
       } catch (e) {
         onRetry?.(e)

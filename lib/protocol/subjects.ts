@@ -171,7 +171,7 @@ export class Subjects {
   }
 
   /** JetStream KV bucket names (bucket names allow letters, digits, '-' and '_'). */
-  bucket(kind: 'jobs' | 'shares' | 'hosts' | 'leader' | 'ckpt'): string {
+  bucket(kind: 'jobs' | 'shares' | 'hosts' | 'journal' | 'leader' | 'ckpt'): string {
     return `shoal_${this.cluster}_${kind}`
   }
 }

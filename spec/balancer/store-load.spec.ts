@@ -10,6 +10,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { openFence } from '../../lib/balancer/fence.ts'
 import { openBuckets, type Buckets } from '../../lib/balancer/buckets.ts'
 import { Store, type JobRecord, type ShareRecord } from '../../lib/balancer/store.ts'
+import { CheckpointJournal } from '../../lib/balancer/checkpoint-journal.ts'
+import { Codec } from '../../lib/protocol/codec.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { useNatsServer } from '../support/nats.ts'
 
@@ -70,5 +72,26 @@ describe('store: loading every record at recovery', function () {
     expect(jobs).to.have.length(48)
     expect(shares).to.have.length(48)
     await next.putJob({ ...jobs[0]!, reason: 'rewritten' })
+  })
+
+  it('reads back the checkpoint journal: a later checkpoint than the share record, taken again by the next term', async () => {
+    const codec = new Codec(1024 * 1024)
+    const limits = { maxRecordBytes: 512 * 1024, maxEntryBytes: 16 * 1024 }
+    const store = new Store(buckets, openFence(1))
+    const running: ShareRecord = { ...share('j9'), status: 'running', position: 0, epoch: 2, unitsDone: 0 }
+    await store.putShare(running)
+    const journal = new CheckpointJournal(store.journal, (x) => codec.sizeOf(x), limits)
+    const e = { shareId: running.shareId, epoch: 2, position: 7, unitsDone: 7, state: { sum: 28 }, stateBytes: 5 }
+    await journal.record('h1', e, journal.fits('h1', e).ok ? codec.sizeOf(e) : 0)
+    const next = new Store(buckets, openFence(2))
+    const loaded = await next.loadAll()
+    expect(loaded.journal).to.have.length(1)
+    const again = new CheckpointJournal(next.journal, (x) => codec.sizeOf(x), limits)
+    const taken = again.recover(loaded.journal, (id) => loaded.shares.find((s) => s.shareId === id))
+    expect(taken).to.deep.equal([e])
+    // The next term covers it with a share record write: the host's journal record is deleted.
+    await next.putShare({ ...running, position: 7 })
+    await again.covered(running.shareId, { status: 'running', host: 'h1', epoch: 2, position: 7 })
+    expect((await new Store(buckets, openFence(3)).loadAll()).journal).to.deep.equal([])
   })
 })

@@ -32,7 +32,7 @@ describe('Shoal on a 3-node NATS cluster with replicated buckets', function () {
     const nc = await connect({ servers: nats.urls })
     try {
       const jsm = await jetstreamManager(nc)
-      for (const kind of ['jobs', 'shares', 'hosts', 'leader']) {
+      for (const kind of ['jobs', 'shares', 'hosts', 'journal', 'leader']) {
         const si = await jsm.streams.info(`KV_shoal_${c.cluster}_${kind}`)
         expect(si.config.num_replicas, kind).to.equal(3)
       }
@@ -50,11 +50,11 @@ describe('Shoal on a 3-node NATS cluster with replicated buckets', function () {
     expect(moved.code, moved.stderr).to.equal(0)
     const changed = (JSON.parse(moved.stdout) as { changed: Array<{ stream: string; from: number; to: number }> }).changed
     expect(changed.map((x) => `${x.stream} ${x.from}->${x.to}`).sort()).to.deep.equal(
-      ['jobs', 'shares', 'hosts', 'leader'].map((k) => `KV_shoal_${c!.cluster}_${k} 1->3`).concat(`OBJ_shoal_${c!.cluster}_ckpt 1->3`).sort(),
+      ['jobs', 'shares', 'hosts', 'journal', 'leader'].map((k) => `KV_shoal_${c!.cluster}_${k} 1->3`).concat(`OBJ_shoal_${c!.cluster}_ckpt 1->3`).sort(),
     )
     const st = await runShoal(['store', 'status', '--json'], env)
     const streams = (JSON.parse(st.stdout) as { streams: Array<{ replicas: number }> }).streams
-    expect(streams).to.have.length(5)
+    expect(streams).to.have.length(6)
     expect(streams.every((x) => x.replicas === 3)).to.equal(true)
     // The running balancer keeps working on the moved buckets.
     const job = await c.client.submit<number>({ processor: 'count-primes', range: [0, 2_000_000], shares: 2 })
