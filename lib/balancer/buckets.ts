@@ -64,6 +64,12 @@ export interface OpenOptions {
   replicas?: number | undefined
   /** Timeout of the leader bucket's operations: a renewal must not wait longer than a lease. */
   leaseMs: number
+  /**
+   * The connection the lease bucket goes through (default: `nc`). A balancer gives the lease a
+   * connection of its own: on the shared one, a renewal's answer queues behind every host message
+   * the server holds for a busy balancer, and the lease lapsed for that (issue 12).
+   */
+  leaseNc?: NatsConnection | undefined
 }
 
 /** Replicas wanted: the configured ones, else 3 on a cluster and 1 on a single server. */
@@ -84,7 +90,7 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     // client's default (5 s) would hold the writer that long after the election ended. The record
     // writer retries (CAS makes a write whose answer was lost harmless).
     const kvm = new Kvm(jetstream(nc, { timeout: DATA_TIMEOUT_MS }))
-    const leaderKvm = new Kvm(jetstream(nc, { timeout: Math.max(200, opts.leaseMs) }))
+    const leaderKvm = new Kvm(jetstream(opts.leaseNc ?? nc, { timeout: Math.max(200, opts.leaseMs) }))
     const jsm = await jetstreamManager(nc, { timeout: DATA_TIMEOUT_MS })
     const open = async (kind: KvKind) => {
       // Kvm.create mutates its options object: a fresh literal each time. No direct gets: every read

@@ -72,6 +72,8 @@ export class BalancerNode {
     private readonly ownsConnection: boolean,
     private readonly buckets: Buckets,
     logger: Logger,
+    /** The lease bucket's connection (closed with the node when it owns its connections). */
+    private readonly leaseNc: NatsConnection,
   ) {
     this.id = config.balancer.id ?? defaultBalancerId()
     this.log = logger.child({ balancer: this.id })
@@ -116,14 +118,22 @@ export class BalancerNode {
         },
       }))
     let buckets: Buckets
+    // The lease's own connection: its renewals' answers must not queue behind the hosts' messages
+    // on a busy balancer's connection (the lease lapsed that way at 2,000 hosts, issue 12). It is
+    // opened once the main one is up, so it waits for nothing.
+    let leaseNc: NatsConnection | undefined
     try {
-      buckets = await openBucketsPatiently(nc, new Subjects(cfg.cluster), cfg, log)
+      leaseNc = opts.nc ?? (await connectNats({ ...cfg.nats, inboxPrefix: new Subjects(cfg.cluster).inbox(BALANCER_IDENTITY) }, 'shoal-balancer-lease', {}, { waitForServer: { onWaiting: (m) => log.warn(m) } }))
+      buckets = await openBucketsPatiently(nc, leaseNc, new Subjects(cfg.cluster), cfg, log)
     } catch (e) {
-      if (opts.nc === undefined) await nc.close().catch(() => undefined)
+      if (opts.nc === undefined) {
+        await nc.close().catch(() => undefined)
+        await leaseNc?.close().catch(() => undefined)
+      }
       throw e
     }
     for (const w of buckets.warnings) log.warn(w)
-    const node = new BalancerNode(cfg, nc, opts.nc === undefined, buckets, log)
+    const node = new BalancerNode(cfg, nc, opts.nc === undefined, buckets, log, leaseNc)
     const port = cfg.balancer.metricsPort
     if (port !== undefined) {
       try {
@@ -178,7 +188,7 @@ export class BalancerNode {
     await this.lease.stop()
     this.presenceSub?.unsubscribe()
     await this.metricsServer?.close()
-    if (this.ownsConnection) await closeNats(this.nc)
+    if (this.ownsConnection) await Promise.all([closeNats(this.nc), closeNats(this.leaseNc)])
     this.log.info('balancer stopped')
   }
 
@@ -312,12 +322,12 @@ export class BalancerNode {
 }
 
 /** Opens the buckets, waiting (and saying so once) while JetStream is not available yet. */
-async function openBucketsPatiently(nc: NatsConnection, subjects: Subjects, cfg: Config, log: Logger): Promise<Buckets> {
+async function openBucketsPatiently(nc: NatsConnection, leaseNc: NatsConnection, subjects: Subjects, cfg: Config, log: Logger): Promise<Buckets> {
   let said = false
   let delay = 250
   for (;;) {
     try {
-      const b = await openBuckets(nc, subjects, { replicas: cfg.nats.replicas, leaseMs: cfg.balancer.leaseMs })
+      const b = await openBuckets(nc, subjects, { replicas: cfg.nats.replicas, leaseMs: cfg.balancer.leaseMs, leaseNc })
       if (said) log.info('JetStream is available')
       return b
     } catch (e) {
