@@ -53,6 +53,8 @@ export interface HostKit {
   setup: WorkerSetup
   /** The highest balancer term heard (in a command, an answer or the leader's presence). */
   term: { max: number }
+  /** The period the hosts beat at: pool.heartbeatMs, or the leader's longer one (its presence). */
+  period: { ms: number }
 }
 
 interface SimShare {
@@ -97,6 +99,7 @@ export class SyntheticHost {
   private readonly startedAt = Date.now()
   private sub: Subscription | undefined
   private readonly batcher: ReportBatcher
+  private rephase = false
 
   constructor(
     readonly hostId: string,
@@ -158,11 +161,21 @@ export class SyntheticHost {
   /** Sends the heartbeat if it is due; keeps the host's phase unless the worker fell a period behind. */
   maybeBeat(now: number): void {
     if (!this.active || this.stopped || now < this.nextBeatAt) return
-    const period = this.kit.setup.heartbeatMs
+    const period = this.kit.period.ms
     this.nextBeatAt = now - this.nextBeatAt > period ? now + period : this.nextBeatAt + period
+    // After a change of period: back to this host's own phase of the new one, so the fleet's
+    // heartbeats stay spread over the period rather than arrive together.
+    if (this.rephase) this.nextBeatAt = now + (this.phaseMs / this.kit.setup.heartbeatMs) * period
+    this.rephase = false
     this.kit.counter.heartbeat(this.lastBeatAt === undefined ? undefined : now - this.lastBeatAt)
     this.lastBeatAt = now
     this.kit.bus.publish(this.kit.subjects.heartbeat(this.hostId), this.heartbeat(now))
+  }
+
+  /** Beats at the next tick (the period changed: the heartbeat says so before the longer silence). */
+  beatNow(): void {
+    this.nextBeatAt = 0
+    this.rephase = true
   }
 
   /** Starts (or resumes) beating, at the host's own phase of the period. */
@@ -194,6 +207,7 @@ export class SyntheticHost {
       processors: [SYNTHETIC_PROCESSOR],
       load: { cpuMachine: cpu, cpuShoal: cpu, memFreeBytes: Math.floor(memoryBytes * 0.75), busySlots: this.running.size, utilisation: Math.min(1, this.running.size / slots) },
       shares,
+      periodMs: this.kit.period.ms,
     }
   }
 

@@ -16,6 +16,7 @@ import { closeNats } from '../../lib/nats-connect.ts'
 import { Bus } from '../../lib/protocol/bus.ts'
 import { Codec } from '../../lib/protocol/codec.ts'
 import { presenceSchema } from '../../lib/protocol/messages.ts'
+import { MAX_PERIOD_FACTOR } from '../../lib/pool/heartbeat-period.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
 import { WORKER_ENV, type Census, type WorkerOrder, type WorkerReady, type WorkerReply, type WorkerSetup } from './ipc.ts'
 import { ReportSender } from './report-sender.ts'
@@ -41,10 +42,17 @@ const subjects = new Subjects(setup.cluster)
 const codec = new Codec(setup.maxMessageBytes)
 const bus = new Bus(nc, codec)
 const counter = new WindowCounter()
-const kit: HostKit = { bus, codec, sender: new ReportSender(nc, codec, subjects, setup.reportTimeoutMs), subjects, counter, setup, term: { max: 0 } }
-// Hosts learn the leader's term from its presence, as lib/worker-host/host.ts does.
+const kit: HostKit = { bus, codec, sender: new ReportSender(nc, codec, subjects, setup.reportTimeoutMs), subjects, counter, setup, term: { max: 0 }, period: { ms: setup.heartbeatMs } }
+// Hosts learn the leader's term, and the period to beat at, from its presence, as
+// lib/worker-host/host.ts does; a changed period is announced at once in a heartbeat.
 bus.subscribe(subjects.presenceAll(), presenceSchema, (p) => {
-  if (p.role === 'leader' && p.term > kit.term.max) kit.term.max = p.term
+  if (p.role !== 'leader') return
+  if (p.term > kit.term.max) kit.term.max = p.term
+  if (p.term < kit.term.max || p.heartbeatMs === undefined) return
+  const ms = Math.round(Math.min(setup.heartbeatMs * MAX_PERIOD_FACTOR, Math.max(setup.heartbeatMs, p.heartbeatMs)))
+  if (ms === kit.period.ms) return
+  kit.period.ms = ms
+  for (const h of hosts) h.beatNow()
 })
 // Phases interleaved over all workers' hosts: heartbeats arrive at an even rate, not in bursts.
 const slotsInPeriod = setup.hostIds.length * setup.workers

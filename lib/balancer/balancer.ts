@@ -59,6 +59,7 @@ import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { CheckpointJournal, type JournalEntry } from './checkpoint-journal.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
+import { MAX_PERIOD_FACTOR, heartbeatPeriod, silenceFactor } from '../pool/heartbeat-period.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { LoadHistory } from './core/load-history.ts'
@@ -156,7 +157,15 @@ export class Balancer {
   private readonly failovers: Failover[] = []
   /** The open failover record of a share waiting to be placed again. */
   private readonly openFailover = new Map<string, Failover>()
-  /** When the check for shares on hosts that never came back after recovery is due. */
+  /** The period hosts are asked to beat at (announced in the leader's presence), grown with the pool. */
+  private heartbeatPeriodMs: number
+  private periodCheckedAt = 0
+  /** The longest period any host's heartbeat said it beats at: the orphan check waits for those. */
+  private longestPeriodHeard: number
+  /**
+   * When the check for shares on hosts that never came back after recovery is due, for hosts
+   * beating at pool.heartbeatMs; hosts that say they beat slower get that much longer.
+   */
   private orphanCheckAt = 0
   private orphanCheckDone = false
   /** Since when this balancer could not act or hear (blind, lease unconfirmed); undefined when it can. */
@@ -189,7 +198,9 @@ export class Balancer {
     this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(opts.config.cluster)
     this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY) })
-    this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs })
+    this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs, heartbeatMs: opts.config.pool.heartbeatMs })
+    this.heartbeatPeriodMs = opts.config.pool.heartbeatMs
+    this.longestPeriodHeard = opts.config.pool.heartbeatMs
     this.fence = opts.fence
     this.loads = new LoadHistory(opts.config.balancer.loadWindowMs)
     this.hearing = opts.hearing
@@ -395,15 +406,38 @@ export class Balancer {
       this.kick()
     }
     this.onMembership(this.membership.tick(now))
+    if (now - this.periodCheckedAt >= 1000) this.updateHeartbeatPeriod(now)
     // After recovery: a share recorded as running on a host that never came back within
-    // hostDeadMs (plus a beat) is lost with that host.
-    if (!this.orphanCheckDone && now >= this.orphanCheckAt) {
+    // hostDeadMs (plus a beat, both at the slowest period heard) is lost with that host.
+    const { hostDeadMs, heartbeatMs } = this.config.pool
+    const slower = (silenceFactor(this.longestPeriodHeard, heartbeatMs) - 1) * hostDeadMs + (this.longestPeriodHeard - heartbeatMs)
+    if (!this.orphanCheckDone && now >= this.orphanCheckAt + slower) {
       this.orphanCheckDone = true
       for (const h of [...this.ledger.hostsRunning()]) {
         const m = this.membership.get(h)
         if (!m || m.state === 'dead' || m.state === 'left') this.reclaimShares(h, 'host-lost')
       }
     }
+  }
+
+  /**
+   * The heartbeat period for the pool's size now (pool.maxHeartbeatsPerSec): hosts hear it in the
+   * leader's presence and each says in its heartbeats which period it keeps (heartbeat-period.ts).
+   */
+  private updateHeartbeatPeriod(now: number): void {
+    this.periodCheckedAt = now
+    let hosts = 0
+    for (const h of this.membership.all()) if (h.state === 'alive' || h.state === 'suspect') hosts++
+    const { heartbeatMs, maxHeartbeatsPerSec } = this.config.pool
+    const next = heartbeatPeriod(hosts, this.heartbeatPeriodMs, heartbeatMs, maxHeartbeatsPerSec)
+    if (next === this.heartbeatPeriodMs) return
+    this.log.info({ hosts, from: this.heartbeatPeriodMs, to: next, maxHeartbeatsPerSec }, `hosts now beat every ${next} ms (${hosts} hosts, at most ${maxHeartbeatsPerSec} heartbeats/s)`)
+    this.heartbeatPeriodMs = next
+  }
+
+  /** The period (ms) hosts are asked to beat at, for the leader's presence. */
+  heartbeatPeriod(): number {
+    return this.heartbeatPeriodMs
   }
 
   /** The balancer could not hear or act from `from` to `to`: that time is nobody's silence. */
@@ -430,6 +464,7 @@ export class Balancer {
       this.onMembership(this.membership.leave(msg.hostId, now))
       return
     }
+    if (msg.periodMs !== undefined && msg.periodMs > this.longestPeriodHeard) this.longestPeriodHeard = Math.min(msg.periodMs, MAX_PERIOD_FACTOR * this.config.pool.heartbeatMs)
     const before = this.membership.get(msg.hostId)
     const restarted = before !== undefined && before.heartbeat.startedAt !== msg.startedAt
     if (restarted) this.loads.forgetHost(msg.hostId)
@@ -447,7 +482,7 @@ export class Balancer {
     // A share we think the host runs that is missing from its heartbeats for longer than the grace
     // period was lost (an assignment that never arrived, a worker that vanished): re-dispatch it.
     // Reports that are still in flight carry the old epoch and are then rejected, so nothing counts twice.
-    const grace = Math.max(3000, 4 * this.config.pool.heartbeatMs)
+    const grace = Math.max(3000, 4 * (hb.periodMs ?? this.config.pool.heartbeatMs))
     const acting = this.acting()
     // Only this host's running shares: a heartbeat costs what the host runs, not the cluster's history.
     for (const s of acting ? [...this.ledger.runningOn(hb.hostId)] : []) {

@@ -261,7 +261,8 @@ export class BalancerNode {
     if (this.stopped) return
     const leading = this.lease.leading
     const cur = this.lease.current
-    const p: Presence = { v: V, t: 'presence', id: this.id, pid: process.pid, role: leading ? 'leader' : 'standby', term: this.lease.term, ...(leading && cur ? { since: cur.since } : {}) }
+    const period = leading ? this.balancer?.heartbeatPeriod() : undefined
+    const p: Presence = { v: V, t: 'presence', id: this.id, pid: process.pid, role: leading ? 'leader' : 'standby', term: this.lease.term, ...(leading && cur ? { since: cur.since } : {}), ...(period === undefined ? {} : { heartbeatMs: period }) }
     try {
       this.bus.publish(this.subjects.presence(this.id), p)
     } catch (e) {

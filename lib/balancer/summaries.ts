@@ -80,5 +80,6 @@ export function hostSummary(h: PoolHost, runningShares: number, draining: boolea
     processors: hb.processors,
     shares: runningShares,
     draining,
+    ...(hb.periodMs === undefined ? {} : { heartbeatMs: hb.periodMs }),
   }
 }

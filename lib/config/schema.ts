@@ -153,6 +153,10 @@ export const ConfigSchema = z.strictObject({
       unit: 'ms',
       doc: 'Silence after which a host is dead and its shares are re-dispatched. Must be > pool.heartbeatMs.',
     }).default(1000),
+    maxHeartbeatsPerSec: int(1, 10_000_000, {
+      unit: 'heartbeats/s',
+      doc: 'Most heartbeats per second the balancer asks of the whole pool. A pool that would send more beats less often: the period doubles (up to 64 × pool.heartbeatMs), and each host\'s suspect and dead times grow with its period. With the defaults the period stays pool.heartbeatMs up to 500 hosts.',
+    }).default(2000),
   }).prefault({}),
   balancer: z.strictObject({
     intervalMs: int(50, 600_000, { unit: 'ms', doc: 'How often the balancer runs a balancing pass.' }).default(1000),

@@ -4,18 +4,25 @@
  * data and driven in production by whatever timer the shell uses.
  *
  *   (first beat) → alive → (no beat for suspectAfterMs) → suspect → (no beat for hostDeadMs) → dead
+ *   (both times multiplied by the host's own period over pool.heartbeatMs: heartbeat-period.ts)
  *   suspect/dead → (beat) → alive          any → (leave) → left
  *
  * Must never import NATS, timers or the clock.
  */
 
 import type { Heartbeat } from '../protocol/messages.ts'
+import { silenceFactor } from './heartbeat-period.ts'
 
 export type HostState = 'alive' | 'suspect' | 'dead' | 'left'
 
 export interface MembershipConfig {
   suspectAfterMs: number
   hostDeadMs: number
+  /**
+   * pool.heartbeatMs: a host whose heartbeats say it beats less often (`periodMs`, a large pool's
+   * longer period) gets suspect and dead times that many times longer. Unset: no scaling.
+   */
+  heartbeatMs?: number
   /** How long a dead or departed host stays listed before it is forgotten. */
   forgetAfterMs?: number
 }
@@ -80,13 +87,15 @@ export class Membership {
   tick(now: number): MembershipEvent[] {
     const events: MembershipEvent[] = []
     const forget = this.cfg.forgetAfterMs ?? 10 * 60_000
+    const base = this.cfg.heartbeatMs
     for (const h of this.hosts.values()) {
       const silent = now - h.lastSeen
-      if ((h.state === 'alive' || h.state === 'suspect') && silent >= this.cfg.hostDeadMs) {
+      const f = base === undefined ? 1 : silenceFactor(h.heartbeat.periodMs, base)
+      if ((h.state === 'alive' || h.state === 'suspect') && silent >= this.cfg.hostDeadMs * f) {
         events.push({ hostId: h.hostId, from: h.state, to: 'dead', at: now })
         h.state = 'dead'
         h.stateSince = now
-      } else if (h.state === 'alive' && silent >= this.cfg.suspectAfterMs) {
+      } else if (h.state === 'alive' && silent >= this.cfg.suspectAfterMs * f) {
         events.push({ hostId: h.hostId, from: 'alive', to: 'suspect', at: now })
         h.state = 'suspect'
         h.stateSince = now

@@ -78,6 +78,12 @@ export const heartbeatSchema = z.object({
     utilisation: fraction,
   }),
   shares: z.array(shareLoadSchema),
+  /**
+   * How often this host beats now (ms): pool.heartbeatMs, or the longer period the leader
+   * announced for a large pool. The balancer measures this host's silence against it. Absent:
+   * pool.heartbeatMs (hosts before the period adapted).
+   */
+  periodMs: z.number().int().min(1).max(3_600_000).optional(),
 })
 export type Heartbeat = z.infer<typeof heartbeatSchema>
 
@@ -239,6 +245,8 @@ export const presenceSchema = z.object({
   term,
   /** When the leader took over (wall clock, ms); absent for a standby. */
   since: ms.optional(),
+  /** The leader's word on how often hosts beat (ms), grown with the pool (lib/pool/heartbeat-period.ts). */
+  heartbeatMs: z.number().int().min(1).max(3_600_000).optional(),
 })
 export type Presence = z.infer<typeof presenceSchema>
 
@@ -383,6 +391,8 @@ export const hostSummarySchema = z.object({
   shares: count,
   /** In maintenance mode: shares are migrated away and nothing new is placed here. */
   draining: z.boolean(),
+  /** How often the host beats (ms), as its heartbeats say. */
+  heartbeatMs: ms.optional(),
 })
 export type HostSummary = z.infer<typeof hostSummarySchema>
 

@@ -46,6 +46,7 @@ import { LoadSampler } from './load-sampler.ts'
 import { stateFitsInline } from '../checkpoints/state-blobs.ts'
 import { BlobClient } from './blob-client.ts'
 import { ReportBatcher } from './report-batcher.ts'
+import { MAX_PERIOD_FACTOR } from '../pool/heartbeat-period.ts'
 import type { Checkpoint } from './share-runner.ts'
 
 export interface HostOptions {
@@ -101,6 +102,8 @@ export class Host {
   private maxTerm = 0
   private readonly limited: LogLimiter
   private hbTimer: NodeJS.Timeout | undefined
+  /** How often this host beats: pool.heartbeatMs, or the longer period the leader announced. */
+  private periodMs: number
   private stopped = false
   /** Prometheus metrics; served over HTTP when `host.metricsPort` is set. */
   readonly metrics: HostMetrics
@@ -117,6 +120,7 @@ export class Host {
     logger: Logger,
   ) {
     this.hostId = config.host.id ?? defaultHostId()
+    this.periodMs = config.pool.heartbeatMs
     this.slots = config.host.slots ?? Math.max(1, os.availableParallelism())
     this.log = logger.child({ host: this.hostId })
     this.limited = new LogLimiter(this.log)
@@ -271,10 +275,29 @@ export class Host {
     // The leader says who it is every heartbeat: a host learns a new term even if the new leader
     // never commands it, so a deposed leader's late commands find it already refusing them.
     this.presenceSub = this.bus.subscribe(this.subjects.presenceAll(), presenceSchema, (p) => {
-      if (p.role === 'leader') this.observeTerm(p.term)
+      if (p.role !== 'leader') return
+      this.observeTerm(p.term)
+      // The period only from the leader this host follows (a deposed one's word is old).
+      if (p.term >= this.maxTerm && p.heartbeatMs !== undefined) this.setPeriod(p.heartbeatMs)
     })
     this.beat()
-    this.hbTimer = setInterval(() => this.beat(), this.config.pool.heartbeatMs)
+    this.hbTimer = setInterval(() => this.beat(), this.periodMs)
+  }
+
+  /**
+   * Beats every `ms` from now on, as the leader asks for a large pool (lib/pool/heartbeat-period.ts),
+   * within pool.heartbeatMs and MAX_PERIOD_FACTOR times it. The heartbeats say the period, and
+   * the first one at a longer period goes out at once, before the longer silence starts.
+   */
+  private setPeriod(ms: number): void {
+    const base = this.config.pool.heartbeatMs
+    const next = Math.round(Math.min(base * MAX_PERIOD_FACTOR, Math.max(base, ms)))
+    if (next === this.periodMs || this.stopped) return
+    this.log.info({ from: this.periodMs, to: next }, `beating every ${next} ms, as the leader asks`)
+    this.periodMs = next
+    if (this.hbTimer) clearInterval(this.hbTimer)
+    this.beat()
+    this.hbTimer = setInterval(() => this.beat(), next)
   }
 
   private observeTerm(term: number): void {
@@ -313,6 +336,7 @@ export class Host {
         utilisation: Math.min(1, this.running.size / this.slots),
       },
       shares,
+      periodMs: this.periodMs,
     }
     try {
       this.bus.publish(this.subjects.heartbeat(this.hostId), hb)

@@ -54,7 +54,7 @@ describe('config', () => {
       expect(c).to.deep.equal({
         cluster: 'default',
         nats: { url: 'nats://127.0.0.1:4222', tls: {} },
-        pool: { heartbeatMs: 250, suspectAfterMs: 600, hostDeadMs: 1000 },
+        pool: { heartbeatMs: 250, suspectAfterMs: 600, hostDeadMs: 1000, maxHeartbeatsPerSec: 2000 },
         balancer: {
           intervalMs: 1000,
           migrationThreshold: 3,
@@ -67,6 +67,7 @@ describe('config', () => {
         },
         shares: {
           checkpointMs: 1000,
+          reportLingerMs: 200,
           stepTargetMs: 5,
           maxCheckpointBytes: 8 * 1024 * 1024,
           maxAttempts: 3,
@@ -95,7 +96,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(41)
+      expect(keys).to.have.length(43)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',
