@@ -2,7 +2,8 @@
  * Reads a balancer's Prometheus endpoint the way Prometheus does (GET /metrics, text format) and
  * keeps the counters and gauges the scale benchmark compares before and after a window: host
  * transitions by state entered, hosts by state, failovers, migrations, splits, checkpoints,
- * rejected messages, store retries and internal errors.
+ * rejected messages, store retries and internal errors, and the lease's health (lapses, renewal
+ * times, event-loop delay).
  *
  * Must never fail a run for a scrape that did not answer: it returns null and the figure says
  * "not measured".
@@ -11,7 +12,7 @@
 /** Sample values by `name{labels}` exactly as the exposition writes them (labels sorted by prom-client). */
 export type Samples = Map<string, number>
 
-const KEPT = /^(shoal_host_transitions_total|shoal_hosts|shoal_failovers_total|shoal_migrations_total|shoal_splits_total|shoal_checkpoints_total|shoal_checkpoint_failures_total|shoal_messages_rejected_total|shoal_store_write_retries_total|shoal_errors_total|shoal_shares|shoal_jobs)(\{|\s)/
+const KEPT = /^(shoal_host_transitions_total|shoal_hosts|shoal_failovers_total|shoal_migrations_total|shoal_splits_total|shoal_checkpoints_total|shoal_checkpoint_failures_total|shoal_messages_rejected_total|shoal_store_write_retries_total|shoal_errors_total|shoal_shares|shoal_jobs|shoal_balancer_lease_lapses_total|shoal_balancer_lease_lapsed_seconds_total|shoal_balancer_lease_renewal_seconds_bucket|shoal_balancer_event_loop_delay_seconds)(\{|\s)/
 
 export async function scrape(url: string | undefined, timeoutMs = 20_000): Promise<Samples | null> {
   if (!url) return null
@@ -41,6 +42,26 @@ export function total(s: Samples | null, name: string, where: Record<string, str
     if (want.every((w) => key.includes(w))) n += v
   }
   return n
+}
+
+/**
+ * The `q` quantile (0..1) of a histogram's observations between two scrapes, read off its
+ * cumulative buckets as Prometheus's histogram_quantile does (the upper bound of the bucket it
+ * falls in); null when a scrape failed or nothing was observed.
+ */
+export function quantile(before: Samples | null, after: Samples | null, name: string, q: number): number | null {
+  if (!before || !after) return null
+  const bounds: Array<{ le: number; n: number }> = []
+  for (const [key, v] of after) {
+    if (!key.startsWith(`${name}_bucket{`)) continue
+    const le = /le="([^"]+)"/.exec(key)?.[1]
+    if (le === undefined) continue
+    bounds.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), n: v - (before.get(key) ?? 0) })
+  }
+  bounds.sort((a, b) => a.le - b.le)
+  const all = bounds.at(-1)?.n ?? 0
+  if (!all) return null
+  return bounds.find((b) => b.n >= q * all)?.le ?? null
 }
 
 /** `after − before` of `total(...)`; null when either scrape failed. */

@@ -21,7 +21,7 @@ import type { BalancerProcess } from './balancer-process.ts'
 import type { ReportKind, WindowCounts } from './ipc.ts'
 import { kvDelta, kvSequences, type KvWrites } from './kv-writes.ts'
 import { readServer, serverDelta } from './nats-monitor.ts'
-import { delta, scrape, type Samples } from './prom-scrape.ts'
+import { delta, quantile, scrape, total, type Samples } from './prom-scrape.ts'
 import { summarizeMany } from './stats.ts'
 import { residentBytes, threadTicks } from './thread-cpu.ts'
 import type { WorkerPool } from './worker-pool.ts'
@@ -131,6 +131,13 @@ export async function measureWindow(p: Probe, ms: number, during?: (endsAt: numb
       stale: delta(before, after, 'shoal_checkpoint_failures_total', { cause: 'stale' }),
       notLeader: delta(before, after, 'shoal_checkpoint_failures_total', { cause: 'not-leader' }),
       tooLarge: delta(before, after, 'shoal_checkpoint_failures_total', { cause: 'too-large' }),
+    },
+    // The leader's lease: lapses (it could not act), renewal times, and how late its event loop ran.
+    lease: {
+      lapses: delta(before, after, 'shoal_balancer_lease_lapses_total'),
+      lapsedS: round(delta(before, after, 'shoal_balancer_lease_lapsed_seconds_total') ?? Number.NaN, 2),
+      renewalP99Ms: ((q) => (q === null ? null : q * 1000))(quantile(before, after, 'shoal_balancer_lease_renewal_seconds', 0.99)),
+      eventLoopDelayMaxMs: ((d) => (d === null ? null : round(d * 1000, 1)))(total(after, 'shoal_balancer_event_loop_delay_seconds')),
     },
     messagesRejected: delta(before, after, 'shoal_messages_rejected_total'),
     storeRetries: delta(before, after, 'shoal_store_write_retries_total'),

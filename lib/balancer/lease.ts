@@ -58,6 +58,11 @@ export interface LeaseEvents {
    * was based on was stale (a lagging replica). Repeated, it explains a slow takeover.
    */
   takeoverConflict?(revision: number, term: number): void
+  /**
+   * A renewal came back after `ms` (monotonic), and `lapsedMs` > 0 when the fence had lapsed
+   * before it did: the leader stopped acting for that long (issue 12 saw this on a busy balancer).
+   */
+  renewed?(ms: number, lapsedMs: number): void
 }
 
 export interface LeaseOptions {
@@ -157,8 +162,12 @@ export class Lease {
     try {
       this.revision = await this.o.kv.update(LEASE_KEY, this.o.encode(rec), this.revision)
       this.record = rec
+      const back = this.o.now()
+      // Valid until lastRenewal + leaseMs: past that, and until now, the leader could not act.
+      const lapsedMs = Math.max(0, back - (this.lastRenewal + this.o.leaseMs))
       this.lastRenewal = sentAt
       fence.renewed(sentAt + this.o.leaseMs)
+      this.o.events.renewed?.(back - sentAt, lapsedMs)
     } catch (e) {
       if (!(e instanceof RevisionConflict)) {
         this.o.events.storeTrouble?.(e)

@@ -97,6 +97,13 @@ export class BalancerNode {
         deposed: (why) => this.depose(why),
         storeTrouble: (e) => this.limited.warn('lease', { err: (e as Error).message }, 'cannot read or renew the leadership lease (NATS or JetStream away); retrying'),
         // Once seen in a chaos smoke run: a standby took 52 s to lead with nothing logged.
+        renewed: (ms, lapsedMs) => {
+          this.metrics.leaseRenewal.observe(ms / 1000)
+          if (lapsedMs <= 0) return
+          this.metrics.leaseLapses.inc()
+          this.metrics.leaseLapsedSeconds.inc(lapsedMs / 1000)
+          this.limited.warn('lease-lapsed', { lapsedMs: Math.round(lapsedMs), renewalMs: Math.round(ms) }, 'the lease went unconfirmed: nothing was written, commanded or acknowledged until this renewal came back')
+        },
         takeoverConflict: (revision, term) => this.limited.warn('lease-conflict', { revision, term }, 'taking over the lapsed lease failed on a revision conflict (another balancer was first, or the lease read was stale); following again'),
       },
     })

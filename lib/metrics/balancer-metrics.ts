@@ -9,6 +9,7 @@
  * Must never import NATS or the balancer itself: the balancer hands in a `StateSource`.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { moveReasonSchema } from '../protocol/messages.ts'
 
@@ -35,6 +36,8 @@ const JOB_STATES = ['waiting', 'running', 'completed', 'failed', 'cancelled']
 const HOST_STATES = ['alive', 'suspect', 'dead', 'left']
 /** Stun from a millisecond to a few seconds (1 MiB checkpoints take ≈ 50 ms here). */
 const STUN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+/** Lease renewals: a KV write (≈ 0.2 ms idle) up to a lease (1 s by default) and past it. */
+const LEASE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 const DECIDE_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 const SIZE_BUCKETS = [64, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024]
 const JOB_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600]
@@ -58,6 +61,9 @@ export class BalancerMetrics {
   readonly checkpointFailures: Counter<'cause'>
   readonly internalErrors: Counter<'where'>
   readonly takeovers: Counter
+  readonly leaseRenewal: Histogram
+  readonly leaseLapses: Counter
+  readonly leaseLapsedSeconds: Counter
   readonly hostTransitions: Counter<'to'>
   /** The state gauges, by short name. */
   private readonly g: Record<string, Gauge<string>>
@@ -104,6 +110,22 @@ export class BalancerMetrics {
     this.checkpointFailures = new Counter({ name: 'shoal_checkpoint_failures_total', help: 'Checkpoint reports not stored, by cause (stale, too-large, not-leader).', labelNames: ['cause'], registers: r })
     this.internalErrors = new Counter({ name: 'shoal_errors_total', help: 'Errors logged and survived (a failed background task, an unhandled rejection), by where.', labelNames: ['where'], registers: r })
     this.takeovers = new Counter({ name: 'shoal_balancer_takeovers_total', help: 'Times this balancer process became the leader.', registers: r })
+    this.leaseRenewal = new Histogram({ name: 'shoal_balancer_lease_renewal_seconds', help: 'Round trip of the leader\'s lease renewals (a KV compare-and-set on its own NATS connection).', buckets: LEASE_BUCKETS, registers: r })
+    this.leaseLapses = new Counter({ name: 'shoal_balancer_lease_lapses_total', help: 'Times the leader\'s lease went unconfirmed (no renewal back within balancer.leaseMs) and it stopped acting until one came back.', registers: r })
+    // How late the event loop ran, worst since the last scrape: a balancer that falls behind its
+    // messages shows here first (its timers, the lease's among them, run late).
+    const loop = monitorEventLoopDelay({ resolution: 10 })
+    loop.enable()
+    new Gauge({
+      name: 'shoal_balancer_event_loop_delay_seconds',
+      help: 'Longest event-loop delay since the previous scrape: how late timers (lease renewals among them) and messages ran.',
+      registers: r,
+      collect() {
+        this.set(loop.max / 1e9)
+        loop.reset()
+      },
+    })
+    this.leaseLapsedSeconds = new Counter({ name: 'shoal_balancer_lease_lapsed_seconds_total', help: 'Time the leader spent unable to act because its lease was unconfirmed.', registers: r })
     // Counted where they happen: an overloaded balancer's logs arrive late, this does not (issue 12).
     this.hostTransitions = new Counter({ name: 'shoal_host_transitions_total', help: 'Host membership transitions seen by this balancer while leading, by the state entered (alive, suspect, dead, left).', labelNames: ['to'], registers: r })
     for (const cause of ['stale', 'too-large', 'not-leader']) this.checkpointFailures.inc({ cause }, 0)

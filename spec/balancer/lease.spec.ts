@@ -18,6 +18,7 @@ class Contender {
   readonly lease: Lease
   fence: LeaseFence | undefined
   readonly events: string[] = []
+  readonly renewals: Array<{ ms: number; lapsedMs: number }> = []
 
   constructor(
     readonly id: string,
@@ -39,6 +40,7 @@ class Contender {
           this.events.push(`elected ${f.term}`)
         },
         deposed: (why) => this.events.push(`deposed: ${why}`),
+        renewed: (ms, lapsedMs) => this.renewals.push({ ms, lapsedMs }),
       },
     })
   }
@@ -114,6 +116,20 @@ describe('leadership lease', () => {
     expect(a.fence!.state()).to.equal('valid')
     expect(b.lease.leading).to.equal(false)
     expect(b.lease.term).to.equal(1)
+  })
+
+  it('says how long each renewal took, and how long the leader could not act when one came back after its lease', async () => {
+    const { clock, a } = setup()
+    await a.lease.step()
+    clock.t = 200
+    await a.lease.step()
+    expect(a.renewals).to.deep.equal([{ ms: 0, lapsedMs: 0 }])
+    // No renewal for 1.5 s (a busy event loop ran its timer late): valid until 200 + 1,000.
+    clock.t = 1_700
+    expect(a.fence!.state()).to.equal('suspended')
+    await a.lease.step()
+    expect(a.renewals.at(-1)).to.deep.equal({ ms: 0, lapsedMs: 500 })
+    expect(a.fence!.state()).to.equal('valid')
   })
 
   it('finds a leader frozen past its lease suspended, and deposed by its next renewal once another took over', async () => {
