@@ -21,6 +21,7 @@ import { ShoalError } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
 import { createLogger, LogLimiter, type Logger } from '../log.ts'
 import { closeNats, connectNats } from '../nats-connect.ts'
+import { WorkQueue } from '../protocol/work-queue.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import { PROTOCOL_VERSION as V, presenceSchema, type Presence } from '../protocol/messages.ts'
@@ -56,6 +57,8 @@ export class BalancerNode {
   private readonly limited: LogLimiter
   private readonly subjects: Subjects
   private readonly bus: Bus
+  /** Received messages are handled in slices through this, so timers run on time (work-queue.ts). */
+  private readonly work: WorkQueue
   private readonly lease: Lease
   private balancer: Balancer | undefined
   private metricsServer: MetricsServer | undefined
@@ -79,7 +82,11 @@ export class BalancerNode {
     this.log = logger.child({ balancer: this.id })
     this.limited = new LogLimiter(this.log)
     this.subjects = new Subjects(config.cluster)
-    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY) })
+    // One queue for every message this process reads, the leader's and the presences alike: a
+    // backlog delays this balancer's own presence echo as much as the hosts' heartbeats, so it
+    // counts itself deaf rather than taking queued heartbeats for silence (see `hearing`).
+    this.work = new WorkQueue({ onError: (e) => this.limited.error('work-queue', { err: (e as Error).message }, 'a message handler threw') })
+    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), work: this.work })
     this.metrics = new BalancerMetrics(() => this.metricsState())
     this.lastEcho = Date.now()
     const packr = new Packr({ useRecords: false, mapsAsObjects: true })
@@ -217,6 +224,7 @@ export class BalancerNode {
       hearing: () => this.hearing(),
       lastHeard: () => this.lastEcho,
       leadership,
+      work: this.work,
     }).then(
       async (b) => {
         if (this.stopped || fence.state() === 'revoked') {

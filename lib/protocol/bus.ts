@@ -22,6 +22,7 @@ import { nuid, type NatsConnection, type Msg, type Subscription } from '@nats-io
 import type { z } from 'zod'
 import { ShoalError, toWire, fromWire } from '../errors.ts'
 import { Codec, RejectCounter } from './codec.ts'
+import type { WorkQueue } from './work-queue.ts'
 import { PROTOCOL_VERSION, errReplySchema } from './messages.ts'
 
 export interface ServeOptions {
@@ -37,6 +38,11 @@ export interface BusOptions {
   rejects?: RejectCounter
   /** This process's inbox prefix (Subjects.inbox of its identity): replies to its requests come under it. */
   inbox?: string
+  /**
+   * Handle received messages through this queue, in slices that leave the event loop's timers
+   * room (work-queue.ts); a message the full queue refuses is counted as `overload`. Absent: at once.
+   */
+  work?: WorkQueue
 }
 
 /**
@@ -49,6 +55,7 @@ export class Bus {
   readonly rejects: RejectCounter
 
   private readonly inbox: string | undefined
+  private readonly work: WorkQueue | undefined
   /** Requests use the connection's shared reply subscription when its prefix is our inbox. */
   private readonly muxed: boolean
 
@@ -59,8 +66,15 @@ export class Bus {
   ) {
     this.rejects = opts.rejects ?? new RejectCounter()
     this.inbox = opts.inbox
+    this.work = opts.work
     const connPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix
     this.muxed = opts.inbox === undefined || connPrefix === opts.inbox
+  }
+
+  /** Runs `fn` for message `m` now, or through the work queue. */
+  private dispatch(m: Msg, fn: () => void): void {
+    if (!this.work) return fn()
+    if (!this.work.push(fn)) this.rejects.count(m.subject, 'overload')
   }
 
   /** Sent by JetStream on someone's behalf (see the header comment), not by a Shoal process. */
@@ -82,18 +96,21 @@ export class Bus {
   ): Subscription {
     return this.nc.subscribe(subject, {
       callback: (err, m) => {
-        if (err || this.relayed(m)) return
-        const d = this.codec.decode(schema, m.data)
-        if (!d.ok) {
-          this.rejects.count(m.subject, d.cause)
-          return
-        }
-        try {
-          handler(d.value, m.subject)
-        } catch {
-          // A handler bug must not kill the subscription; handlers catch what they expect.
-          this.rejects.count(m.subject, 'invalid')
-        }
+        if (err) return
+        this.dispatch(m, () => {
+          if (this.relayed(m)) return
+          const d = this.codec.decode(schema, m.data)
+          if (!d.ok) {
+            this.rejects.count(m.subject, d.cause)
+            return
+          }
+          try {
+            handler(d.value, m.subject)
+          } catch {
+            // A handler bug must not kill the subscription; handlers catch what they expect.
+            this.rejects.count(m.subject, 'invalid')
+          }
+        })
       },
     })
   }
@@ -112,29 +129,32 @@ export class Bus {
     return this.nc.subscribe(subject, {
       ...(opts.queue ? { queue: opts.queue } : {}),
       callback: (err, m) => {
-        if (err || this.relayed(m)) return
-        const inbox = opts.replyInbox?.(m.subject)
-        const replyOk = !opts.replyInbox || (inbox !== undefined && m.reply !== undefined && m.reply.startsWith(`${inbox}.`))
-        const d = this.codec.decode(schema, m.data)
-        if (!d.ok) {
-          this.rejects.count(m.subject, d.cause)
-          const code = d.cause === 'oversized' ? 'E_MSG_TOO_LARGE' : 'E_MSG_INVALID'
-          if (replyOk) this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
-          return
-        }
-        if (!replyOk) {
-          this.rejects.count(m.subject, 'identity')
-          return
-        }
-        const answer = (async () => {
-          try {
-            return await handler(d.value, m)
-          } catch (e) {
-            return { v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }
+        if (err) return
+        this.dispatch(m, () => {
+          if (this.relayed(m)) return
+          const inbox = opts.replyInbox?.(m.subject)
+          const replyOk = !opts.replyInbox || (inbox !== undefined && m.reply !== undefined && m.reply.startsWith(`${inbox}.`))
+          const d = this.codec.decode(schema, m.data)
+          if (!d.ok) {
+            this.rejects.count(m.subject, d.cause)
+            const code = d.cause === 'oversized' ? 'E_MSG_TOO_LARGE' : 'E_MSG_INVALID'
+            if (replyOk) this.reply(m, { v: PROTOCOL_VERSION, t: 'err', error: toWire(new ShoalError(code, `rejected message on ${m.subject}: ${d.detail}`)) })
+            return
           }
-        })()
-        // The async function catches the handler's errors itself, so this never rejects.
-        answer.then((a) => (a === NO_REPLY ? undefined : this.reply(m, a)), () => undefined)
+          if (!replyOk) {
+            this.rejects.count(m.subject, 'identity')
+            return
+          }
+          const answer = (async () => {
+            try {
+              return await handler(d.value, m)
+            } catch (e) {
+              return { v: PROTOCOL_VERSION, t: 'err', error: toWire(e) }
+            }
+          })()
+          // The async function catches the handler's errors itself, so this never rejects.
+          answer.then((a) => (a === NO_REPLY ? undefined : this.reply(m, a)), () => undefined)
+        })
       },
     })
   }

@@ -1,0 +1,96 @@
+/**
+ * Runs message handlers in slices of at most `sliceMs`, yielding to the event loop between slices,
+ * so that timers — the lease's renewals, the membership tick — run on time however many messages
+ * one socket read brings. libuv reads up to 32 × 64 KiB from a socket per turn of the event loop:
+ * at 2,000 hosts that was a couple of thousand messages handled in one go, turns of 300–750 ms,
+ * and the lease lapsed behind them (issue 12). First in, first out: the order of messages is kept.
+ *
+ * Bounded: past `maxQueued` waiting handlers, new ones are refused (`push` returns false) and the
+ * caller counts the message dropped, as nats-server would have dropped a slow consumer's; the
+ * queue never grows without bound in a process that cannot keep up.
+ *
+ * Must never decide what a message means: it only runs what it is given.
+ */
+
+export interface WorkQueueOptions {
+  /** Longest run of handlers between two yields (ms). */
+  sliceMs?: number
+  /** Handlers that may wait; more are refused. */
+  maxQueued?: number
+  /** Monotonic clock (injected by the spec). */
+  now?: () => number
+  /** Called with what a handler threw (handlers catch what they expect; this is a bug's last stop). */
+  onError?: (err: unknown) => void
+}
+
+export class WorkQueue {
+  private items: Array<(() => void) | undefined> = []
+  private head = 0
+  private scheduled = false
+  private readonly sliceMs: number
+  private readonly maxQueued: number
+  private readonly now: () => number
+  /** The longest a handler waited in the queue since the last `takeMaxWaitMs` (ms). */
+  private maxWaitMs = 0
+  private readonly enqueuedAt: number[] = []
+
+  constructor(private readonly opts: WorkQueueOptions = {}) {
+    this.sliceMs = opts.sliceMs ?? 10
+    this.maxQueued = opts.maxQueued ?? 200_000
+    this.now = opts.now ?? (() => performance.now())
+  }
+
+  /** Handlers waiting. */
+  get length(): number {
+    return this.items.length - this.head
+  }
+
+  /** Queues `fn`; false (and `fn` dropped) when the queue is full. */
+  push(fn: () => void): boolean {
+    if (this.length >= this.maxQueued) return false
+    this.items.push(fn)
+    this.enqueuedAt.push(this.now())
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.drain)
+    }
+    return true
+  }
+
+  /** The longest wait of a handler run since the last call, and starts measuring again. */
+  takeMaxWaitMs(): number {
+    const w = this.maxWaitMs
+    this.maxWaitMs = 0
+    return w
+  }
+
+  private readonly drain = (): void => {
+    const start = this.now()
+    while (this.head < this.items.length) {
+      const fn = this.items[this.head]!
+      const waited = start - this.enqueuedAt[this.head]!
+      if (waited > this.maxWaitMs) this.maxWaitMs = waited
+      this.items[this.head] = undefined
+      this.head++
+      try {
+        fn()
+      } catch (e) {
+        this.opts.onError?.(e)
+      }
+      if (this.now() - start >= this.sliceMs) break
+    }
+    // Compact once the consumed prefix is large, so the arrays do not grow for ever.
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.enqueuedAt.splice(0, this.head)
+      this.head = 0
+    }
+    if (this.head < this.items.length) setImmediate(this.drain)
+    else {
+      this.items = []
+      this.enqueuedAt.length = 0
+      this.head = 0
+      this.scheduled = false
+    }
+  }
+}

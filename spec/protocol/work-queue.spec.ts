@@ -1,0 +1,94 @@
+/**
+ * The balancer's queue of received messages (lib/protocol/work-queue.ts): order kept, the event
+ * loop's timers run between slices however long the queue, a full queue refuses, a handler that
+ * throws stops nothing.
+ */
+
+import { expect } from 'chai'
+import { WorkQueue } from '../../lib/protocol/work-queue.ts'
+
+/** Keeps this thread busy for `ms` (a handler's synchronous work). */
+function busy(ms: number): void {
+  const end = performance.now() + ms
+  while (performance.now() < end) {
+    /* spin */
+  }
+}
+
+const drained = (q: WorkQueue) =>
+  new Promise<void>((resolve) => {
+    const check = () => (q.length === 0 ? resolve() : setImmediate(check))
+    check()
+  })
+
+describe('work queue', () => {
+  it('runs handlers in the order they came', async () => {
+    const q = new WorkQueue()
+    const seen: number[] = []
+    for (let i = 0; i < 1000; i++) expect(q.push(() => seen.push(i))).to.equal(true)
+    await drained(q)
+    expect(seen).to.deep.equal(Array.from({ length: 1000 }, (_, i) => i))
+  })
+
+  it('lets a timer run between slices: a renewal due now waits one slice, not the whole backlog', async () => {
+    const q = new WorkQueue({ sliceMs: 5 })
+    const order: string[] = []
+    // 200 ms of handlers, queued at once (one large socket read's worth).
+    for (let i = 0; i < 100; i++) q.push(() => (busy(2), order.push(`m${i}`)))
+    const t0 = performance.now()
+    let timerAt = 0
+    setTimeout(() => {
+      timerAt = performance.now() - t0
+      order.push('timer')
+    }, 0)
+    await drained(q)
+    const at = order.indexOf('timer')
+    expect(at, 'the timer ran before the backlog was through').to.be.within(0, 10)
+    expect(timerAt).to.be.below(100)
+  })
+
+  it('refuses a handler when full, and takes one again once there is room', async () => {
+    const q = new WorkQueue({ maxQueued: 3 })
+    const ran: number[] = []
+    expect([1, 2, 3, 4].map((i) => q.push(() => ran.push(i)))).to.deep.equal([true, true, true, false])
+    await drained(q)
+    expect(ran).to.deep.equal([1, 2, 3])
+    expect(q.push(() => ran.push(5))).to.equal(true)
+    await drained(q)
+    expect(ran).to.deep.equal([1, 2, 3, 5])
+  })
+
+  it('reports a handler that throws and runs the rest', async () => {
+    const errors: unknown[] = []
+    const q = new WorkQueue({ onError: (e) => errors.push(e) })
+    const ran: number[] = []
+    q.push(() => ran.push(1))
+    q.push(() => {
+      throw new Error('a bug')
+    })
+    q.push(() => ran.push(3))
+    await drained(q)
+    expect(ran).to.deep.equal([1, 3])
+    expect((errors[0] as Error).message).to.equal('a bug')
+  })
+
+  it('says the longest a handler waited, and starts over', async () => {
+    const q = new WorkQueue({ sliceMs: 1 })
+    for (let i = 0; i < 20; i++) q.push(() => busy(2))
+    await drained(q)
+    const waited = q.takeMaxWaitMs()
+    expect(waited).to.be.at.least(30)
+    expect(q.takeMaxWaitMs()).to.equal(0)
+  })
+
+  it('keeps its order across compactions of a long queue', async () => {
+    const q = new WorkQueue({ sliceMs: 1 })
+    const seen: number[] = []
+    for (let i = 0; i < 20_000; i++) q.push(() => seen.push(i))
+    await drained(q)
+    for (let i = 0; i < 20_000; i++) q.push(() => seen.push(20_000 + i))
+    await drained(q)
+    expect(seen.length).to.equal(40_000)
+    expect(seen.every((v, i) => v === i)).to.equal(true)
+  })
+})
