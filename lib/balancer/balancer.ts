@@ -364,7 +364,9 @@ export class Balancer {
       this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.onApiFrom(r, raw.subject), { replyInbox: (subj) => {
         const who = s.parseApi(subj)?.identity
         return who === undefined ? undefined : s.inbox(who)
-      } }),
+        // A client's request goes before the hosts' backlog: `status` answers in milliseconds,
+        // not after every message a busy balancer has yet to read (issue 12).
+      }, urgent: true }),
     )
     const tickMs = this.tickMs()
     this.lastTickAt = Date.now()

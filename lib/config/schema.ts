@@ -194,7 +194,7 @@ export const ConfigSchema = z.strictObject({
     reportLingerMs: int(0, 60_000, {
       unit: 'ms',
       doc: 'How long a host holds a checkpoint so that its other shares\' reports go in the same message (one message and one store write per host, not per share). At most half of shares.checkpointMs is used; results never wait.',
-    }).default(200),
+    }).default(500),
     stepTargetMs: num(0.1, 1000, {
       unit: 'ms',
       doc: 'How long one processor step should take; bounds how long a pause, checkpoint or migration waits for a safe point.',

@@ -32,6 +32,8 @@ export interface ServeOptions {
    * from Subjects.inbox), or undefined when the subject names nobody valid. Absent: any reply.
    */
   replyInbox?: (subject: string) => string | undefined
+  /** With a work queue: these requests go before the other messages waiting (a client's, say). */
+  urgent?: boolean
 }
 
 export interface BusOptions {
@@ -72,9 +74,9 @@ export class Bus {
   }
 
   /** Runs `fn` for message `m` now, or through the work queue. */
-  private dispatch(m: Msg, fn: () => void): void {
+  private dispatch(m: Msg, fn: () => void, urgent = false): void {
     if (!this.work) return fn()
-    if (!this.work.push(fn)) this.rejects.count(m.subject, 'overload')
+    if (!this.work.push(fn, urgent)) this.rejects.count(m.subject, 'overload')
   }
 
   /** Sent by JetStream on someone's behalf (see the header comment), not by a Shoal process. */
@@ -154,7 +156,7 @@ export class Bus {
           })()
           // The async function catches the handler's errors itself, so this never rejects.
           answer.then((a) => (a === NO_REPLY ? undefined : this.reply(m, a)), () => undefined)
-        })
+        }, opts.urgent)
       },
     })
   }

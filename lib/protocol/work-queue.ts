@@ -24,6 +24,8 @@ export interface WorkQueueOptions {
 }
 
 export class WorkQueue {
+  /** Handlers that go before the others (a client's request: `status` must not wait behind hosts). */
+  private urgent: Array<() => void> = []
   private items: Array<(() => void) | undefined> = []
   private head = 0
   private scheduled = false
@@ -42,14 +44,20 @@ export class WorkQueue {
 
   /** Handlers waiting. */
   get length(): number {
-    return this.items.length - this.head
+    return this.items.length - this.head + this.urgent.length
   }
 
-  /** Queues `fn`; false (and `fn` dropped) when the queue is full. */
-  push(fn: () => void): boolean {
+  /**
+   * Queues `fn`; false (and `fn` dropped) when the queue is full. An `urgent` one runs before every
+   * other waiting (in its own order among the urgent).
+   */
+  push(fn: () => void, urgent = false): boolean {
     if (this.length >= this.maxQueued) return false
-    this.items.push(fn)
-    this.enqueuedAt.push(this.now())
+    if (urgent) this.urgent.push(fn)
+    else {
+      this.items.push(fn)
+      this.enqueuedAt.push(this.now())
+    }
     if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.drain)
@@ -66,6 +74,14 @@ export class WorkQueue {
 
   private readonly drain = (): void => {
     const start = this.now()
+    for (let i = 0; i < this.urgent.length; i++) {
+      try {
+        this.urgent[i]!()
+      } catch (e) {
+        this.opts.onError?.(e)
+      }
+    }
+    this.urgent = []
     while (this.head < this.items.length) {
       const fn = this.items[this.head]!
       const waited = start - this.enqueuedAt[this.head]!
@@ -85,7 +101,7 @@ export class WorkQueue {
       this.enqueuedAt.splice(0, this.head)
       this.head = 0
     }
-    if (this.head < this.items.length) setImmediate(this.drain)
+    if (this.head < this.items.length || this.urgent.length) setImmediate(this.drain)
     else {
       this.items = []
       this.enqueuedAt.length = 0

@@ -67,7 +67,7 @@ describe('config', () => {
         },
         shares: {
           checkpointMs: 1000,
-          reportLingerMs: 200,
+          reportLingerMs: 500,
           stepTargetMs: 5,
           maxCheckpointBytes: 8 * 1024 * 1024,
           maxAttempts: 3,

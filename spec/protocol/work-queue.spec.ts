@@ -47,6 +47,17 @@ describe('work queue', () => {
     expect(timerAt).to.be.below(100)
   })
 
+  it('runs an urgent handler before the backlog, in its own order', async () => {
+    const q = new WorkQueue({ sliceMs: 1 })
+    const order: string[] = []
+    for (let i = 0; i < 50; i++) q.push(() => (busy(1), order.push(`m${i}`)))
+    q.push(() => order.push('status-1'), true)
+    q.push(() => order.push('status-2'), true)
+    await drained(q)
+    expect(order.slice(0, 2)).to.deep.equal(['status-1', 'status-2'])
+    expect(order).to.have.length(52)
+  })
+
   it('refuses a handler when full, and takes one again once there is room', async () => {
     const q = new WorkQueue({ maxQueued: 3 })
     const ran: number[] = []
