@@ -34,6 +34,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { defaultConfig } from '../lib/config/mod.ts'
 import { freePort } from '../lib/free-port.ts'
+import { heartbeatPeriod, silenceFactor } from '../lib/pool/heartbeat-period.ts'
 import { startNatsServer } from '../lib/nats-server/launcher.ts'
 import { ShoalClient } from '../lib/sdk/client.ts'
 import type { Job } from '../lib/sdk/job.ts'
@@ -357,7 +358,10 @@ export async function run(ctx: BenchContext): Promise<Figures> {
     }
     const statusP50 = (name: string) => ((phases[name]?.status as { ms?: { p50: number } } | undefined)?.ms?.p50 ?? null)
     const worstGap = Math.max(...beating.map((p) => (phases[p]?.maxHeartbeatGapMs as number | undefined) ?? 0))
-    if (worstGap >= SUSPECT_AFTER_MS) notes.push(`a worker itself once sent a host's heartbeats ${worstGap} ms apart (pool.suspectAfterMs is ${SUSPECT_AFTER_MS}): a suspect transition in that window may be the load generator's fault, not the balancer's`)
+    // The period the balancer asks of a pool this size, and the suspect time that goes with it.
+    const period = heartbeatPeriod(S.hosts, cfg.pool.heartbeatMs, cfg.pool.heartbeatMs, cfg.pool.maxHeartbeatsPerSec)
+    const suspectMs = SUSPECT_AFTER_MS * silenceFactor(period, cfg.pool.heartbeatMs)
+    if (worstGap >= suspectMs) notes.push(`a worker itself once sent a host's heartbeats ${worstGap} ms apart (suspect after ${suspectMs} ms at a ${period} ms period): a suspect transition in that window may be the load generator's fault, not the balancer's`)
     notes.push(
       'CPU per heartbeat = all the balancer process\'s CPU in the window (heartbeats, its timers, balancing passes, lease renewals) / heartbeats the hosts sent in it; per share and per report also charge everything else it did in the window, and the "beyond heartbeats" figures subtract the heartbeats at the cost of a window without them',
       'every host keeps beating in the empty, throughput, finished and running windows, so every suspect or dead transition counted there is false',
