@@ -62,6 +62,7 @@ import { CheckpointJournal, type JournalEntry } from './checkpoint-journal.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
 import { MAX_PERIOD_FACTOR, heartbeatPeriod, silenceFactor } from '../pool/heartbeat-period.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
+import { qualifies, spreadCap } from './core/eligibility.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { LoadHistory } from './core/load-history.ts'
 import { buildClusterView, type LiveShare } from './core/snapshot.ts'
@@ -1180,6 +1181,15 @@ export class Balancer {
     const probe: PendingShare = { shareId, jobId: job.jobId, processor: job.processor, requiredTags: job.requiredTags, memoryBytes: job.memoryBytesPerShare }
     const fit = planPlacement([target], [probe])
     if (!fit.placements.length) throw refuse(fit.unplaced[0]?.reason ?? 'the host cannot take it')
+    // The spread limit the policy keeps (core/eligibility.ts): a move past it would be undone by
+    // the next balancing pass.
+    if (job.spread) {
+      const open = this.ledger.sharesOf(job.jobId).filter((x) => x.status === 'running' || x.status === 'pending')
+      const qualifying = this.membership.alive().filter((h) => !this.draining.has(h.hostId) && qualifies({ processors: new Set(h.heartbeat.processors), tags: h.heartbeat.tags }, job)).length
+      const cap = spreadCap(open.length, qualifying)
+      const there = open.filter((x) => x.status === 'running' && x.host === toHost).length
+      if (there >= cap) throw refuse(`job ${job.jobId} spreads its shares: ${toHost} runs ${there} of them already, the most one host may (${open.length} shares over ${qualifying} hosts)`)
+    }
 
     const fromHost = s.host
     const epoch = s.epoch

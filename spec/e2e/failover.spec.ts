@@ -156,6 +156,17 @@ describe('failover, fencing and recovery with real processes', function () {
     const err = await c.client.migrate(share.shareId, src).catch((e: { code: string; message: string }) => e)
     expect((err as { code: string }).code).to.equal('E_MIGRATION_REFUSED')
     expect((err as { message: string }).message).to.include('not running')
+    // A spread job's share is refused a host that runs as many of the job's shares as spread
+    // allows (the same limit the policy keeps: the next pass would move it back).
+    const spread = await c.client.submit<number>({ processor: 'count-primes', range: [0, 1e9], shares: 2, spread: true })
+    let sd = await spread.fetch(true)
+    await c.waitFor(async () => (sd = await spread.fetch(true)).shares!.every((s) => s.state === 'running'), 20_000, 'both shares of the spread job running')
+    expect(new Set(sd.shares!.map((s) => s.host)).size, 'one share per host').to.equal(2)
+    const [one, two] = sd.shares!
+    const refused = await c.client.migrate(one!.shareId, two!.host!).catch((e: { code: string; message: string }) => e)
+    expect((refused as { code: string }).code).to.equal('E_MIGRATION_REFUSED')
+    expect((refused as { message: string }).message).to.include('spreads its shares')
+    await spread.cancel()
   })
 
   it('moves a share whose state is over 1 MiB through the Object Store, by migration and by failover, intact', async () => {

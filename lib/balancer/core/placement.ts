@@ -11,6 +11,8 @@
  * Must never import NATS, timers or the clock.
  */
 
+import { qualifies } from './eligibility.ts'
+
 export interface PlacementHost {
   hostId: string
   slots: number
@@ -54,9 +56,7 @@ export interface PlacementPlan {
 
 /** True when `host` may ever run `share` (ignoring free slots and memory right now). */
 export function eligible(host: PlacementHost, share: PendingShare): boolean {
-  if (host.draining || !host.processors.has(share.processor)) return false
-  for (const [k, v] of Object.entries(share.requiredTags ?? {})) if (host.tags[k] !== v) return false
-  return true
+  return !host.draining && qualifies(host, share)
 }
 
 function freeWeighted(h: { slots: number; freeSlots: number; cores: number; externalLoad: number }): number {

@@ -76,6 +76,7 @@
 
 import type { Action, ClusterView, HostView, Knobs, MoveReason, Plan, ShareView } from './cluster-view.ts'
 import { minGoodness, toleratedImbalance, toleratedLoadGap } from './drs-threshold.ts'
+import { qualifies, spreadCap } from './eligibility.ts'
 import { Heap, HostHeap } from './heap.ts'
 import {
   buildLoadModel,
@@ -157,12 +158,6 @@ function sameTags(a: Readonly<Record<string, string>> | undefined, b: Readonly<R
   }
   for (const _ in b) n--
   return n === 0
-}
-
-function tagsMatch(have: Readonly<Record<string, string>>, want: Readonly<Record<string, string>> | undefined): boolean {
-  if (!want) return true
-  for (const k in want) if (have[k] !== want[k]) return false
-  return true
 }
 
 function fmt(x: number): string {
@@ -301,7 +296,7 @@ class Planner {
   /** May host `h` ever run `s` (processor and tags), ignoring drain, slots and memory? */
   qualifies(h: number, s: ShareView): boolean {
     const host = this.hosts[h]!
-    return host.processors.has(s.processor) && tagsMatch(host.tags, s.requiredTags)
+    return qualifies(host, s)
   }
 
   eligible(h: number, s: ShareView): boolean {
@@ -326,9 +321,7 @@ class Planner {
 
   /** Most shares of a spread job per host; `extra` counts shares about to be created. */
   spreadCap(s: ShareView, extra = 0): number {
-    const hosts = this.eligibleCount(s)
-    if (hosts === 0) return 0
-    return Math.ceil(((this.jobTotal.get(s.jobId) ?? 0) + extra) / hosts)
+    return spreadCap((this.jobTotal.get(s.jobId) ?? 0) + extra, this.eligibleCount(s))
   }
 
   /** Could `s` (or a new share of its job) go to `h` now: eligible, free slot, memory, spread. */
