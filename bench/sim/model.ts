@@ -36,6 +36,7 @@
  * estimates: the policy sees measurements, not the model's parameters.
  */
 
+import { actionsFor, recordsCoreSpeeds } from '../../lib/balancer/core/pass-rules.ts'
 import { Heap } from '../../lib/balancer/core/heap.ts'
 import type { Action, BalancingPolicy, ClusterView, HostView, Knobs, ShareView } from '../../lib/balancer/core/policy.ts'
 import { LoadHistory, type ReportedShare } from '../../lib/balancer/core/load-history.ts'
@@ -365,14 +366,15 @@ export function simulate(input: SimInput): SimResult {
     const t0 = clock()
     const plan = policy(view, knobs, now)
     const elapsed = clock() - t0
-    // The shell remembers the core speeds the policy measured and hands them back as hints — from
-    // interval passes only: in a kick pass the rates are the last interval's but the loads are new.
-    if (full) for (const [id, k] of Object.entries(plan.coreSpeeds)) byId.get(id)!.view.coreSpeed = k
+    // The balancer's own pass rules (lib/balancer/core/pass-rules.ts): what a pass of this kind
+    // applies, and whether it remembers the core speeds it measured.
+    const kind = full ? 'interval' : 'kick'
+    if (recordsCoreSpeeds(kind)) for (const [id, k] of Object.entries(plan.coreSpeeds)) byId.get(id)!.view.coreSpeed = k
     ;(full ? result.decideMs : result.kickDecideMs).push(elapsed)
     if (full) result.decideViewShares.push(viewShares.length)
     if (full) result.cycles++
     else result.kicks++
-    const actions = full ? plan.actions : plan.actions.filter((a) => a.kind !== 'migrate')
+    const actions = actionsFor(kind, plan.actions)
     const shareById = new Map<string, SimShare>()
     for (const a of actions) shareById.set(a.shareId, undefined as unknown as SimShare)
     for (const s of shares) if (s.state !== 'done' && shareById.has(s.view.shareId)) shareById.set(s.view.shareId, s)

@@ -63,6 +63,7 @@ import { Membership, type HostState, type MembershipEvent } from '../pool/member
 import { MAX_PERIOD_FACTOR, heartbeatPeriod, silenceFactor } from '../pool/heartbeat-period.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { qualifies, spreadCap } from './core/eligibility.ts'
+import { actionsFor, recordsCoreSpeeds } from './core/pass-rules.ts'
 import { decide, type Action, type Knobs, type Plan } from './core/policy.ts'
 import { LoadHistory } from './core/load-history.ts'
 import { buildClusterView, type LiveShare } from './core/snapshot.ts'
@@ -1023,9 +1024,9 @@ export class Balancer {
     const plan = decide(view, knobs, now)
     const decideMs = performance.now() - t0
     this.metrics.decide.observe({ pass: kind }, decideMs / 1000)
-    for (const [hostId, speed] of Object.entries(plan.coreSpeeds)) this.coreSpeeds.set(hostId, speed)
-    // Balancing moves wait for the interval; everything else fills capacity or is mandatory.
-    const actions = kind === 'interval' ? plan.actions : plan.actions.filter((a) => a.kind !== 'migrate' || a.reason !== 'imbalance')
+    // What a pass of this kind applies and remembers: core/pass-rules.ts, shared with the simulator.
+    if (recordsCoreSpeeds(kind)) for (const [hostId, speed] of Object.entries(plan.coreSpeeds)) this.coreSpeeds.set(hostId, speed)
+    const actions = actionsFor(kind, plan.actions)
     if (kind === 'interval') {
       this.lastBalance = summarisePlan(plan, knobs.migrationThreshold, now, decideMs)
       const moves = plan.actions.filter((a) => a.kind !== 'place')
