@@ -1096,7 +1096,6 @@ export class Balancer {
       return
     }
     this.ledger.assign(s, hostId, Date.now())
-    this.assignedAt.set(shareId, s.updatedAt)
     const reason = this.pendingReason.get(shareId)
     this.pendingReason.delete(shareId)
     const failover = this.openFailover.get(shareId)
@@ -1119,6 +1118,10 @@ export class Balancer {
     // (Read through a wider type: the ledger changed the status TypeScript narrowed above.)
     const cur: ShareRecord = s
     if (cur.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
+    // The missing-from-heartbeat grace counts from here, when the host is told, not from the
+    // decision: a write that waited out a JetStream election (4-6 s) is not the host's silence
+    // (a 3-node chaos test saw three shares re-dispatched as lost for it).
+    this.assignedAt.set(shareId, Date.now())
     try {
       await this.command(hostId, assignCommand(job, s, epoch, this.fence.term))
       this.log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
