@@ -60,7 +60,7 @@ import { submissionDiffers } from './submission.ts'
 import { AssignRefusals, MAX_ASSIGN_REFUSALS } from './assign-refusals.ts'
 import { CheckpointJournal, type JournalEntry } from './checkpoint-journal.ts'
 import { Membership, type HostState, type MembershipEvent } from '../pool/membership.ts'
-import { MAX_PERIOD_FACTOR, heartbeatPeriod, silenceFactor } from '../pool/heartbeat-period.ts'
+import { heartbeatPeriod, silenceFactor } from '../pool/heartbeat-period.ts'
 import { planPlacement, type PendingShare, type PlacementHost } from './core/placement.ts'
 import { qualifies, spreadCap } from './core/eligibility.ts'
 import { actionsFor, recordsCoreSpeeds } from './core/pass-rules.ts'
@@ -165,8 +165,6 @@ export class Balancer {
   /** The period hosts are asked to beat at (announced in the leader's presence), grown with the pool. */
   private heartbeatPeriodMs: number
   private periodCheckedAt = 0
-  /** The longest period any host's heartbeat said it beats at: the orphan check waits for those. */
-  private longestPeriodHeard: number
   /**
    * When the check for shares on hosts that never came back after recovery is due, for hosts
    * beating at pool.heartbeatMs; hosts that say they beat slower get that much longer.
@@ -205,7 +203,6 @@ export class Balancer {
     this.bus = new Bus(opts.nc, new Codec(opts.config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), ...(opts.work ? { work: opts.work } : {}) })
     this.membership = new Membership({ suspectAfterMs: opts.config.pool.suspectAfterMs, hostDeadMs: opts.config.pool.hostDeadMs, heartbeatMs: opts.config.pool.heartbeatMs })
     this.heartbeatPeriodMs = opts.config.pool.heartbeatMs
-    this.longestPeriodHeard = opts.config.pool.heartbeatMs
     this.fence = opts.fence
     this.loads = new LoadHistory(opts.config.balancer.loadWindowMs)
     this.hearing = opts.hearing
@@ -431,9 +428,7 @@ export class Balancer {
     if (now - this.periodCheckedAt >= 1000) this.updateHeartbeatPeriod(now)
     // After recovery: a share recorded as running on a host that never came back within
     // hostDeadMs (plus a beat, both at the slowest period heard) is lost with that host.
-    const { hostDeadMs, heartbeatMs } = this.config.pool
-    const slower = (silenceFactor(this.longestPeriodHeard, heartbeatMs) - 1) * hostDeadMs + (this.longestPeriodHeard - heartbeatMs)
-    if (!this.orphanCheckDone && now >= this.orphanCheckAt + slower) {
+    if (!this.orphanCheckDone && now >= this.orphanCheckAt && now >= this.orphanCheckAt + this.slowerHostsGrace()) {
       this.orphanCheckDone = true
       for (const h of [...this.ledger.hostsRunning()]) {
         const m = this.membership.get(h)
@@ -455,6 +450,17 @@ export class Balancer {
     if (next === this.heartbeatPeriodMs) return
     this.log.info({ hosts, from: this.heartbeatPeriodMs, to: next, maxHeartbeatsPerSec }, `hosts now beat every ${next} ms (${hosts} hosts, at most ${maxHeartbeatsPerSec} heartbeats/s)`)
     this.heartbeatPeriodMs = next
+  }
+
+  /**
+   * How much longer than at pool.heartbeatMs the orphan check waits: the slowest period a host of
+   * the pool says it beats at (read from membership, only while the check is due).
+   */
+  private slowerHostsGrace(): number {
+    const { hostDeadMs, heartbeatMs } = this.config.pool
+    let factor = 1
+    for (const h of this.membership.all()) factor = Math.max(factor, silenceFactor(h.heartbeat.periodMs, heartbeatMs))
+    return (factor - 1) * (hostDeadMs + heartbeatMs)
   }
 
   /** The period (ms) hosts are asked to beat at, for the leader's presence. */
@@ -486,7 +492,6 @@ export class Balancer {
       this.onMembership(this.membership.leave(msg.hostId, now))
       return
     }
-    if (msg.periodMs !== undefined && msg.periodMs > this.longestPeriodHeard) this.longestPeriodHeard = Math.min(msg.periodMs, MAX_PERIOD_FACTOR * this.config.pool.heartbeatMs)
     const before = this.membership.get(msg.hostId)
     const restarted = before !== undefined && before.heartbeat.startedAt !== msg.startedAt
     if (restarted) this.loads.forgetHost(msg.hostId)

@@ -87,7 +87,9 @@ export class ReportBatcher {
   private schedule(): void {
     if (this.inFlight || this.closed || !this.queue.length) return
     const now = performance.now()
-    const due = Math.min(...this.queue.map((q) => q.due))
+    // A loop, not Math.min(...): a spread of a long queue overflows the call stack.
+    let due = Number.POSITIVE_INFINITY
+    for (const q of this.queue) if (q.due < due) due = q.due
     this.clearTimers()
     // setImmediate: reports queued in this same turn (several shares finishing together) share it.
     if (due <= now) this.immediate = setImmediate(() => this.flush())

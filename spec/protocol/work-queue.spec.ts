@@ -35,16 +35,11 @@ describe('work queue', () => {
     const order: string[] = []
     // 200 ms of handlers, queued at once (one large socket read's worth).
     for (let i = 0; i < 100; i++) q.push(() => (busy(2), order.push(`m${i}`)))
-    const t0 = performance.now()
-    let timerAt = 0
-    setTimeout(() => {
-      timerAt = performance.now() - t0
-      order.push('timer')
-    }, 0)
+    setTimeout(() => order.push('timer'), 0)
     await drained(q)
     const at = order.indexOf('timer')
+    // Counted in handlers, not milliseconds, so a busy machine does not change the verdict.
     expect(at, 'the timer ran before the backlog was through').to.be.within(0, 10)
-    expect(timerAt).to.be.below(100)
   })
 
   it('runs an urgent handler before the backlog, in its own order', async () => {
