@@ -27,6 +27,14 @@ export function isFinalJob(state: JobState): boolean {
   return FINAL_JOB.has(state)
 }
 
+/**
+ * A new share of job `jobId` over [from, to), pending, never run: the one shape of a share at
+ * birth, for admission and for a split's tail alike.
+ */
+export function newPendingShare(jobId: string, index: number, from: number, to: number, now: number): ShareRecord {
+  return { shareId: `${jobId}-s${index}`, jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
+}
+
 export class Ledger {
   readonly #jobs = new Map<string, JobRecord>()
   readonly #shares = new Map<string, ShareRecord>()

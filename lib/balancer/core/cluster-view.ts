@@ -1,6 +1,6 @@
 /**
  * The plain-data snapshot the balancing policy decides from, its knobs, and the plan it returns.
- * Types only: the shell (`lib/balancer/balancer.ts`) builds a `ClusterView` from heartbeats and
+ * Types only: the shell (`lib/balancer/passes.ts`, through `snapshot.ts`) builds a `ClusterView` from heartbeats and
  * share records, `decide` (`policy.ts`) turns it into a `Plan`, and an applier carries the plan out.
  *
  * Must never import NATS, timers or the clock.

@@ -1,6 +1,6 @@
 /**
  * Which host may run which share: the one set of rules the policy (policy.ts), initial placement
- * (placement.ts) and a manual migration (`shoal migrate`, balancer.ts) all apply, so a share one
+ * (placement.ts) and a manual migration (`shoal migrate`, apply/migrate.ts) all apply, so a share one
  * of them puts somewhere is never one another would move back (issue 12: `shoal migrate` ignored
  * the spread limit, and the next pass moved the share back).
  *

@@ -1,5 +1,5 @@
 /**
- * What one balancing pass does with its plan: the rules the balancer (balancer.ts `pass`) and the
+ * What one balancing pass does with its plan: the rules the balancer (passes.ts `pass`) and the
  * simulator (bench/sim/model.ts) share, so the simulator's figures describe the balancer that
  * runs (issue 12: the simulator dropped every migration on kick passes and remembered core speeds
  * only on interval passes, while the balancer did neither).

@@ -1,0 +1,55 @@
+/**
+ * A new term's start: the ledger rebuilt from JetStream (read in bulk), checkpoints taken from the
+ * host journals where their share records still say the share runs there under that epoch, hosts
+ * in maintenance remembered, and a split interrupted by a crash trimmed.
+ */
+
+import type { CheckpointJournal } from './checkpoint-journal.ts'
+import type { BalancerContext } from './context.ts'
+import type { Records } from './records.ts'
+
+export async function recover(ctx: BalancerContext, records: Records, journal: CheckpointJournal): Promise<void> {
+  const { ledger, log, limited } = ctx
+  const { jobs, shares, hosts, journal: entries } = await records.store.loadAll((e) => limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
+  // In submission order: status shows the newest jobs from the end of the ledger's list.
+  for (const j of jobs.sort((a, b) => a.submittedAt - b.submittedAt)) ledger.addJob(j)
+  for (const s of shares) {
+    s.attempts ??= 0
+    s.failedOn ??= []
+    // Shares go before their job when a finished job is forgotten; a share whose job is gone
+    // is a leftover of that, or of a store edited by hand: nothing can complete it.
+    if (!ledger.job(s.jobId)) {
+      log.warn({ share: s.shareId, job: s.jobId }, 'share record without its job record: ignored')
+      continue
+    }
+    ledger.addShare(s)
+  }
+  for (const h of hosts) if (h.draining) ctx.tracking.draining.add(h.hostId)
+  // Later checkpoints of running shares, kept per host: each adopted only while its share's
+  // record still says the share runs there under that epoch (checkpoint-journal.ts).
+  for (const e of journal.recover(entries, (id) => ledger.share(id))) {
+    const s = ledger.share(e.shareId)!
+    if (e.position > s.to) continue
+    s.position = e.position
+    s.unitsDone = e.unitsDone
+    s.state = e.stateRef ? undefined : e.state
+    s.stateRef = e.stateRef
+    s.stateBytes = e.stateBytes
+  }
+  // A crash between storing a split's tail and shrinking the original leaves them overlapping:
+  // the tail is stored first, so the original is the one to shrink.
+  const trims: Array<Promise<void>> = []
+  for (const job of ledger.allJobs()) {
+    const sorted = [...ledger.sharesOf(job.jobId)].sort((a, b) => a.from - b.from)
+    for (let i = 0; i + 1 < sorted.length; i++) {
+      const a = sorted[i]!
+      const b = sorted[i + 1]!
+      if (a.to > b.from && a.status !== 'done') {
+        a.to = b.from
+        a.position = Math.min(a.position, a.to)
+        trims.push(records.persistShare(a))
+      }
+    }
+  }
+  await Promise.all(trims)
+}
