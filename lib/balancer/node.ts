@@ -88,6 +88,7 @@ export class BalancerNode {
     this.work = new WorkQueue({ onError: (e) => this.limited.error('work-queue', { err: (e as Error).message }, 'a message handler threw') })
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), work: this.work })
     this.metrics = new BalancerMetrics(() => this.metricsState())
+    this.metrics.watchWorkQueue(this.work)
     this.lastEcho = Date.now()
     const packr = new Packr({ useRecords: false, mapsAsObjects: true })
     this.lease = new Lease({

@@ -69,6 +69,16 @@ export class BalancerMetrics {
   private readonly g: Record<string, Gauge<string>>
   private lastRefresh = 0
 
+  /**
+   * The balancer's queue of received messages (lib/protocol/work-queue.ts), read at scrape time:
+   * a leader that cannot keep up holds its backlog there, in its own memory, rather than in
+   * nats-server, so this is where falling behind shows.
+   */
+  watchWorkQueue(q: { readonly length: number; takeMaxWaitMs(): number }): void {
+    new Gauge({ name: 'shoal_balancer_work_queue_messages', help: 'Received messages waiting in the balancer\'s work queue.', registers: [this.registry], collect() { this.set(q.length) } })
+    new Gauge({ name: 'shoal_balancer_work_queue_wait_seconds', help: 'Longest time a received message waited in the work queue since the previous scrape.', registers: [this.registry], collect() { this.set(q.takeMaxWaitMs() / 1000) } })
+  }
+
   constructor(private readonly source: StateSource) {
     const r = [this.registry]
     const refresh = () => this.refresh()
