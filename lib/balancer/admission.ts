@@ -95,17 +95,14 @@ export class Admission {
       submittedAt: now,
       reason: poolEmpty ? 'no hosts in the pool yet' : undefined,
       nextShare: ranges.length,
+      initialShares: ranges.length,
     }
+    // One write: the shares are in the job record's range until each is first assigned, which
+    // writes its own record before the host hears of it (store.ts `initialShares`). Until the job
+    // record is durable the job is not admitted, and no pass sees it.
+    await this.records.persistJob(job)
     ledger.addJob(job)
-    const writes = [this.records.persistJob(job)]
-    for (const [i, [from, to]] of ranges.entries()) {
-      const s = newPendingShare(job.jobId, i, from, to, now)
-      ledger.addShare(s)
-      writes.push(this.records.persistShare(s))
-    }
-    // Until these are durable the job is not admitted: its shares wait in memory (a pass may
-    // place them; each assignment awaits its own share's write first).
-    await Promise.all(writes)
+    for (const [i, [from, to]] of ranges.entries()) ledger.addShare(newPendingShare(job.jobId, i, from, to, now))
     this.ctx.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
     this.ctx.kick()
     return this.records.summary(job, now, false)

@@ -1,11 +1,14 @@
 /**
- * A new term's start: the ledger rebuilt from JetStream (read in bulk), checkpoints taken from the
- * host journals where their share records still say the share runs there under that epoch, hosts
- * in maintenance remembered, and a split interrupted by a crash trimmed.
+ * A new term's start: the ledger rebuilt from JetStream (read in bulk), shares never assigned made
+ * again from their job's admission range, checkpoints taken from the host journals where their
+ * share records still say the share runs there under that epoch, hosts in maintenance remembered,
+ * and a split interrupted by a crash trimmed.
  */
 
 import type { CheckpointJournal } from './checkpoint-journal.ts'
 import type { BalancerContext } from './context.ts'
+import { splitRange } from './core/split-range.ts'
+import { newPendingShare } from './ledger.ts'
 import type { Records } from './records.ts'
 
 export async function recover(ctx: BalancerContext, records: Records, journal: CheckpointJournal): Promise<void> {
@@ -23,6 +26,15 @@ export async function recover(ctx: BalancerContext, records: Records, journal: C
       continue
     }
     ledger.addShare(s)
+  }
+  // Shares of open jobs never assigned have no record of their own (store.ts `initialShares`):
+  // they are pending at their admission range, which no split can have changed (only a running
+  // share is split). A finished job's shares all have records (finishing writes every open one).
+  for (const job of ledger.openJobs()) {
+    if (job.initialShares === undefined) continue
+    for (const [i, [from, to]] of splitRange(job.from, job.to, job.initialShares).entries()) {
+      if (!ledger.share(`${job.jobId}-s${i}`)) ledger.addShare(newPendingShare(job.jobId, i, from, to, job.submittedAt))
+    }
   }
   for (const h of hosts) if (h.draining) ctx.tracking.draining.add(h.hostId)
   // Later checkpoints of running shares, kept per host: each adopted only while its share's

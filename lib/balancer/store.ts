@@ -40,6 +40,13 @@ export interface JobRecord {
   error?: WireError | undefined
   /** Next share number: splits add shares. */
   nextShare: number
+  /**
+   * Shares the range was cut into at admission (`splitRange(from, to, initialShares)` gives them
+   * again). A share gets its own record when it is first assigned: until then recovery makes it
+   * again from this, so admission costs one write, not one per share (issue 12). Absent on records
+   * from before: every share of those has a record.
+   */
+  initialShares?: number | undefined
   /** Term of the leader that wrote the record (set by the store on every write). */
   term?: number | undefined
 }
