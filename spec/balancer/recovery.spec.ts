@@ -40,7 +40,7 @@ describe('recovery of shares that were never assigned', function () {
     const config = loadConfig({ env: {}, overrides: { cluster, nats: { url: nats.url } } as never })
     nc = await connect({ servers: nats.url })
     const subjects = new Subjects(cluster)
-    const buckets = await openBuckets(nc, subjects, {})
+    const buckets = await openBuckets(nc, subjects, { leaseMs: config.balancer.leaseMs })
     const before = new Store(buckets, openFence(1))
     // j1: s1 was assigned (and split: its tail s4 has a record too); s0, s2, s3 never were.
     // j2: finished; its records were being deleted (s1's is gone already).
