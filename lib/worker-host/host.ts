@@ -46,6 +46,7 @@ import { LoadSampler } from './load-sampler.ts'
 import { stateFitsInline } from '../checkpoints/state-blobs.ts'
 import { BlobClient } from './blob-client.ts'
 import { ReportBatcher } from './report-batcher.ts'
+import { ReportDelivery } from './report-delivery.ts'
 import { MAX_PERIOD_FACTOR } from '../pool/heartbeat-period.ts'
 import type { Checkpoint } from './share-runner.ts'
 
@@ -58,16 +59,6 @@ export interface HostOptions {
 const REPORT_TIMEOUT_MS = 3_000
 /** One chunk of a large state to or from the balancer (it stores or reads the Object Store meanwhile). */
 const BLOB_TIMEOUT_MS = 10_000
-/** Most time between two sends of an unacknowledged result: it lands within a second of the store coming back. */
-const RETRY_MAX_MS = 1_000
-
-/** What `report` may be told about a report beyond its message. */
-interface ReportOptions {
-  /** Checked just before sending: true skips the report (a newer one of the share supersedes it). */
-  superseded?: () => boolean
-  /** Called once the balancer acknowledged the report durable. */
-  durable?: () => void
-}
 
 export class Host {
   readonly hostId: string
@@ -83,10 +74,10 @@ export class Host {
    * election) does not take the share for lost and run it again.
    */
   private readonly finishing = new Map<string, ShareLoad>()
-  /** Per-share chain of reports, so a share's reports reach the balancer in order. */
-  private readonly reportChains = new Map<string, Promise<void>>()
   /** Reports leave in batches, one message per batch (report-batcher.ts). */
   private readonly batcher: ReportBatcher
+  /** Each share's reports in order, results sent until answered (report-delivery.ts). */
+  private readonly delivery: ReportDelivery
   /** The newest periodic checkpoint taken per share: an older one still waiting to be sent is not. */
   /** Measures checkpoint lateness and sets how long before they are due shares take them. */
   private readonly pace: CheckpointPace
@@ -143,6 +134,17 @@ export class Host {
       return { slots: this.slots, sharesRunning: this.running.size, cpuMachine: load.cpuMachine, cpuShoal: load.cpuShoal }
     })
     this.bus.rejects.onReject = (subject, cause) => this.metrics.rejected.inc({ subject, cause })
+    this.delivery = new ReportDelivery({
+      hostId: this.hostId,
+      log: this.log,
+      limited: this.limited,
+      metrics: this.metrics,
+      send: (r) => this.batcher.send(r),
+      maxTerm: () => this.maxTerm,
+      observeTerm: (t) => this.observeTerm(t),
+      onNack: (shareId, msg, why) => this.onNack(shareId, msg, why),
+      stopped: () => this.stopped,
+    })
     this.pace = new CheckpointPace({
       lateness: (ms) => {
         this.metrics.checkpointLateness.observe(Math.max(0, ms) / 1000)
@@ -443,7 +445,7 @@ export class Host {
         const seq = ++newest
         // Built when its turn comes: a superseded large state is never uploaded.
         const msg = () => this.checkpointMsg(cp).then((checkpoint): Report => ({ v: V, t: 'checkpoint', hostId: this.hostId, checkpoint }))
-        this.report(a.shareId, msg, false, {
+        this.delivery.report(a.shareId, msg, false, {
           // A newer checkpoint of this share is waiting behind this one: sending this one only delays it.
           superseded: () => newest !== seq,
           durable: () => this.pace.durable(cp, checkpointClock()),
@@ -454,7 +456,7 @@ export class Host {
         this.running.delete(a.shareId)
         this.countUnits(a.shareId, d.unitsDone)
         this.unitsCounted.delete(a.shareId)
-        this.finished(d.shareId, d.epoch, d.to, d.unitsDone, this.report(a.shareId, { v: V, t: 'done', hostId: this.hostId, shareId: d.shareId, epoch: d.epoch, to: d.to, result: d.result, unitsDone: d.unitsDone, elapsedMs: d.elapsedMs }, true))
+        this.finished(d.shareId, d.epoch, d.to, d.unitsDone, this.delivery.report(a.shareId, { v: V, t: 'done', hostId: this.hostId, shareId: d.shareId, epoch: d.epoch, to: d.to, result: d.result, unitsDone: d.unitsDone, elapsedMs: d.elapsedMs }, true))
       },
       onFailed: (f) => {
         if (!isCurrent()) return
@@ -463,7 +465,7 @@ export class Host {
         const msg: Report = { v: V, t: 'failed', hostId: this.hostId, shareId: f.shareId, epoch: f.epoch, error: f.error }
         this.log.warn({ share: f.shareId, error: f.error.message }, 'share failed')
         const cp = f.checkpoint
-        this.finished(f.shareId, f.epoch, cp?.position ?? a.position, cp?.unitsDone ?? a.unitsDone, this.report(a.shareId, cp ? () => this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true))
+        this.finished(f.shareId, f.epoch, cp?.position ?? a.position, cp?.unitsDone ?? a.unitsDone, this.delivery.report(a.shareId, cp ? () => this.checkpointMsg(cp).then((checkpoint) => ({ ...msg, checkpoint }), () => msg) : msg, true))
       },
     })
     this.running.set(a.shareId, run)
@@ -471,11 +473,6 @@ export class Host {
     this.log.info({ share: a.shareId, epoch: a.epoch, from: a.position, to: a.to }, 'share started')
   }
 
-  /**
-   * Sends a report in order after the share's earlier ones. A checkpoint is sent once (the next
-   * one supersedes it); a result or failure is retried until the balancer answers, because it is
-   * the only copy of that work.
-   */
   /** Lists a finished share in the heartbeats until its final report is answered (`delivered`). */
   private finished(shareId: string, epoch: number, position: number, unitsDone: number, delivered: Promise<void>): void {
     const entry: ShareLoad = { shareId, epoch, position, to: position, unitsDone, unitsPerSec: 0, busy: 0, finished: true }
@@ -483,96 +480,6 @@ export class Host {
     delivered.then(() => {
       if (this.finishing.get(shareId) === entry) this.finishing.delete(shareId)
     }, () => undefined)
-  }
-
-  private report(shareId: string, msg: Report | (() => Promise<Report>), mustArrive: boolean, opts: ReportOptions = {}): Promise<void> {
-    const prev = this.reportChains.get(shareId) ?? Promise.resolve()
-    const next = prev.then(async () => {
-      if (opts.superseded?.()) {
-        this.metrics.checkpointsSuperseded.inc()
-        return
-      }
-      let m: Report
-      try {
-        m = typeof msg === 'function' ? await msg() : msg
-      } catch (e) {
-        this.metrics.checkpointFailures.inc({ cause: 'error' })
-        this.limited.warn('checkpoint-state', { share: shareId, err: (e as Error).message }, 'checkpoint not sent: its state could not be stored')
-        return
-      }
-      if (opts.superseded?.()) {
-        this.metrics.checkpointsSuperseded.inc()
-        return
-      }
-      await this.send(shareId, m, mustArrive, opts.durable)
-    })
-    this.reportChains.set(shareId, next)
-    // send() handles every failure itself; this only forgets the finished chain.
-    next
-      .finally(() => {
-        if (this.reportChains.get(shareId) === next) this.reportChains.delete(shareId)
-      })
-      .catch((e: unknown) => this.log.error({ share: shareId, err: (e as Error).message }, 'report chain failed'))
-    return next
-  }
-
-  /**
-   * Sends one report. A checkpoint is tried once (the next one supersedes it; a failure is counted
-   * and logged, rate-limited). A result or failure is sent again, with back-off, until a balancer
-   * of the current term answers: an ack means durable, a nack is a refusal for good (stale epoch,
-   * share gone) and drops the share. Anything else (no answer, no balancer, an error reply, an
-   * answer from a deposed leader) is transient. A report that can never be delivered (too large,
-   * refused as malformed) becomes a failure report saying why, so the job fails rather than hangs.
-   */
-  private async send(shareId: string, msg: Report, mustArrive: boolean, durable?: () => void): Promise<void> {
-    let wait = 100
-    let replaced = false
-    for (;;) {
-      if (this.stopped) return
-      let trouble: { cause: 'timeout' | 'unavailable' | 'refused' | 'error'; message: string }
-      try {
-        const t0 = performance.now()
-        const reply = await this.batcher.send(msg)
-        if (reply.term < this.maxTerm) {
-          trouble = { cause: 'refused', message: `answer from balancer term ${reply.term}, which no longer leads (term ${this.maxTerm} does)` }
-        } else {
-          this.observeTerm(reply.term)
-          if (reply.t === 'nack') {
-            if (msg.t === 'checkpoint') this.metrics.checkpointFailures.inc({ cause: 'refused' })
-            this.onNack(shareId, msg, reply.error.message)
-            return
-          }
-          if (msg.t === 'checkpoint') this.metrics.checkpointLatency.observe((performance.now() - t0) / 1000)
-          durable?.()
-          return
-        }
-      } catch (e) {
-        const err = e as ShoalError
-        if (mustArrive && !replaced && (err.code === 'E_MSG_TOO_LARGE' || err.code === 'E_MSG_INVALID') && msg.t !== 'checkpoint') {
-          msg = this.undeliverable(msg, err)
-          replaced = true
-          continue
-        }
-        trouble = { cause: err.code === 'E_TIMEOUT' ? 'timeout' : err.code === 'E_UNAVAILABLE' ? 'unavailable' : 'error', message: err.message }
-      }
-      if (!mustArrive) {
-        this.metrics.checkpointFailures.inc({ cause: trouble.cause })
-        this.limited.warn('checkpoint', { share: shareId, cause: trouble.cause, err: trouble.message }, 'checkpoint not acknowledged (the next one will be tried)')
-        return
-      }
-      this.metrics.reportRetries.inc({ type: msg.t })
-      this.limited.warn(`report:${msg.t}`, { share: shareId, t: msg.t, cause: trouble.cause, err: trouble.message, retryInMs: wait }, `${msg.t} report not acknowledged yet: kept and sent again`)
-      await new Promise((r) => setTimeout(r, wait))
-      wait = Math.min(RETRY_MAX_MS, wait * 2)
-    }
-  }
-
-  /** The failure report that replaces a report that can never be delivered. */
-  private undeliverable(msg: Exclude<Report, { t: 'checkpoint' }>, err: ShoalError): Report {
-    const what = msg.t === 'done' ? 'its result' : 'its failure report'
-    this.log.error({ share: msg.shareId, t: msg.t, err: err.message }, `share ${msg.shareId}: ${what} cannot be delivered; reporting the share failed instead`)
-    const error = { code: err.code, message: `share ${msg.shareId}: ${what} cannot be delivered: ${err.message}`.slice(0, 4_000), retryable: false }
-    return { v: V, t: 'failed', hostId: this.hostId, shareId: msg.shareId, epoch: msg.epoch, error }
   }
 
   private onNack(shareId: string, msg: Report, why: string): void {
