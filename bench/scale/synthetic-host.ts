@@ -22,7 +22,7 @@
  */
 
 import type { Subscription } from '@nats-io/transport-node'
-import { ShoalError } from '../../lib/errors.ts'
+import { ShoalError, toWire } from '../../lib/errors.ts'
 import { NO_REPLY, type Bus } from '../../lib/protocol/bus.ts'
 import type { Codec } from '../../lib/protocol/codec.ts'
 import {
@@ -284,6 +284,20 @@ export class SyntheticHost {
       case 'assign':
         this.assign(cmd.share)
         return { v: V, t: 'ok' }
+      case 'assign-batch':
+        // As lib/worker-host/host.ts: each share answered on its own, in order.
+        return {
+          v: V,
+          t: 'assigned',
+          answers: cmd.shares.map((a) => {
+            try {
+              this.assign(a)
+              return { v: V, t: 'ok' as const }
+            } catch (e) {
+              return { v: V, t: 'err' as const, error: toWire(e) }
+            }
+          }),
+        }
       case 'pause': {
         const s = this.current(cmd.shareId, cmd.epoch)
         this.running.delete(s.shareId)

@@ -12,7 +12,7 @@ export function assignCommand(
   s: { shareId: string; from: number; to: number; position: number; unitsDone: number; state?: unknown; stateRef?: ShareRecord['stateRef'] },
   epoch: number,
   term: number,
-): HostCommand {
+): Extract<HostCommand, { t: 'assign' }> {
   return {
     v: V,
     t: 'assign',

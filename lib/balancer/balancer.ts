@@ -33,6 +33,7 @@ import type { BalancerMetrics, BalancerState } from '../metrics/balancer-metrics
 import { Admission } from './admission.ts'
 import { Api, type LeadershipView } from './api.ts'
 import { Assigner } from './apply/assign.ts'
+import { AssignSender } from './apply/assign-sender.ts'
 import { Migrator } from './apply/migrate.ts'
 import { Splitter } from './apply/split.ts'
 import { BlobProxy } from './blob-proxy.ts'
@@ -97,6 +98,7 @@ export class Balancer {
   private readonly reports: Reports
   private readonly api: Api
   private readonly passes: Passes
+  private readonly assignSender: AssignSender
   private readonly subs: Subscription[] = []
   private readonly timers: NodeJS.Timeout[] = []
   /** The balancing-pass timer, restarted when `balancer.intervalMs` changes. */
@@ -162,7 +164,8 @@ export class Balancer {
     this.records = new Records(ctx, store, this.journal, this.blobs)
     this.completion = new Completion(ctx, this.records)
     const fate = new ShareFate(ctx, this.records, history, this.completion)
-    const assigner = new Assigner(ctx, this.records, fate)
+    this.assignSender = new AssignSender(ctx)
+    const assigner = new Assigner(ctx, this.records, fate, this.assignSender)
     const migrator = new Migrator(ctx, this.records, fate, history, this.loads)
     const splitter = new Splitter(ctx, this.records, assigner)
     this.admission = new Admission(ctx, this.records)
@@ -212,6 +215,7 @@ export class Balancer {
     for (const t of this.timers) clearInterval(t)
     if (this.cycleTimer) clearInterval(this.cycleTimer)
     for (const s of this.subs) s.unsubscribe()
+    this.assignSender.close()
     await Promise.resolve()
   }
 

@@ -17,7 +17,7 @@
 
 import os from 'node:os'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { ShoalError } from '../errors.ts'
+import { ShoalError, toWire } from '../errors.ts'
 import type { Config } from '../config/mod.ts'
 import { createLogger, LogLimiter, type Logger } from '../log.ts'
 import { closeNats, connectNats, settleWithin } from '../nats-connect.ts'
@@ -354,6 +354,16 @@ export class Host {
       case 'assign':
         await this.assign(cmd.share)
         return { v: V, t: 'ok' }
+      case 'assign-batch': {
+        // Each share taken or refused on its own, as if it had come alone; answered in order.
+        const answers = await Promise.all(
+          cmd.shares.map((a) => this.assign(a).then(
+            () => ({ v: V, t: 'ok' as const }),
+            (e: unknown) => ({ v: V, t: 'err' as const, error: toWire(e) }),
+          )),
+        )
+        return { v: V, t: 'assigned', answers }
+      }
       case 'pause': {
         const r = this.current(cmd.shareId, cmd.epoch)
         const cp = await r.pause()

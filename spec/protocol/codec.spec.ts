@@ -159,6 +159,19 @@ const examples: Example[] = [
       share: { shareId: 'j-s0', jobId: 'j', epoch: 0, processor: 'p', input: null, from: 5, to: 6, position: 5, unitsDone: 0 },
     },
   },
+  {
+    name: 'host command assign-batch',
+    schema: hostCommandSchema,
+    msg: {
+      v: 1,
+      t: 'assign-batch',
+      term: 3,
+      shares: [
+        { shareId: 'j-s0', jobId: 'j', epoch: 1, processor: 'p', input: null, from: 0, to: 5, position: 0, unitsDone: 0 },
+        { shareId: 'j-s1', jobId: 'j', epoch: 1, processor: 'p', input: null, from: 5, to: 6, position: 5, state: nestedState, unitsDone: 0 },
+      ],
+    },
+  },
   { name: 'host command pause', schema: hostCommandSchema, msg: { v: 1, t: 'pause', term: 2, shareId: 'job-1-s3', epoch: 4 } },
   {
     name: 'host command split',
@@ -177,6 +190,7 @@ const examples: Example[] = [
     msg: { v: 1, t: 'validate', term: 2, processor: 'count-primes', input: { limit: MAX, raw: new Uint8Array([9, 8, 7]) } },
   },
   { name: 'host reply ok', schema: hostReplySchema, msg: { v: 1, t: 'ok' } },
+  { name: 'host reply assigned', schema: hostReplySchema, msg: { v: 1, t: 'assigned', answers: [{ v: 1, t: 'ok' }, { v: 1, t: 'err', error: wireError }] } },
   { name: 'host reply paused', schema: hostReplySchema, msg: { v: 1, t: 'paused', checkpoint } },
   { name: 'host reply split with a tail', schema: hostReplySchema, msg: { v: 1, t: 'split', keptTo: MAX - 5, tail: [MAX - 5, MAX] } },
   { name: 'host reply split without a tail', schema: hostReplySchema, msg: { v: 1, t: 'split', keptTo: 10, tail: null } },

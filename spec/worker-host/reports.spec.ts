@@ -134,6 +134,18 @@ describe('host result delivery and term fencing', function () {
     expect(await metric('shoal_host_checkpoint_lateness_max_seconds'), 'worst lateness').to.be.greaterThan(0)
   })
 
+  it('takes an assign-batch share by share: each answered in order, a bad one refused alone, the good ones run to their results', async () => {
+    const got = balancer(() => ({ v: 1, t: 'ack', term: 1 }))
+    const share = (i: number, processor = 'count-primes') => ({ shareId: `j-s${i}`, jobId: 'j', epoch: 1, processor, input: null, from: i * 1000, to: i * 1000 + 1000, position: i * 1000, unitsDone: 0 })
+    const reply = await bus.request(subjects.hostCommand('h1'), { v: 1, t: 'assign-batch', term: 1, shares: [share(0), share(1, 'no-such-processor'), share(2)] }, hostReplySchema, 5_000)
+    expect(reply.t).to.equal('assigned')
+    const answers = reply.t === 'assigned' ? reply.answers : []
+    expect(answers.map((a) => (a.t === 'err' ? a.error.code : a.t))).to.deep.equal(['ok', 'E_UNKNOWN_PROCESSOR', 'ok'])
+    await until(() => got.filter((r) => r.t === 'done').length === 2, () => `both results (got ${got.map((r) => r.t).join(', ')})`)
+    // π(1,000) = 168 and π(3,000) − π(2,000) = 430 − 303 = 127.
+    expect(got.filter((r) => r.t === 'done').map((r) => `${(r as { shareId: string }).shareId} ${(r as { result: unknown }).result}`).sort()).to.deep.equal(['j-s0 168', 'j-s2 127'])
+  })
+
   it('refuses a command from a lower term than one it obeyed, with E_STALE_TERM, and counts it', async () => {
     balancer(() => undefined)
     await assign(5)

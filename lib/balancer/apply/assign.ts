@@ -7,6 +7,7 @@
 import { ShoalError, toWire } from '../../errors.ts'
 import { MAX_ASSIGN_REFUSALS } from '../assign-refusals.ts'
 import { assignCommand } from '../assign-command.ts'
+import type { AssignSender } from './assign-sender.ts'
 import type { BalancerContext } from '../context.ts'
 import { isFinalJob as isFinal } from '../ledger.ts'
 import type { Records } from '../records.ts'
@@ -21,6 +22,7 @@ export class Assigner {
     private readonly ctx: BalancerContext,
     private readonly records: Records,
     private readonly fate: Pick<ShareFate, 'failed'>,
+    private readonly sender: Pick<AssignSender, 'send'>,
   ) {}
 
   /** Gives a pending share a new epoch on a host, durably, then tells the host. */
@@ -65,7 +67,7 @@ export class Assigner {
     // (a 3-node chaos test saw three shares re-dispatched as lost for it).
     tracking.assignedAt.set(shareId, Date.now())
     try {
-      await this.ctx.command(hostId, assignCommand(job, s, epoch, fence.term))
+      await this.sender.send(hostId, assignCommand(job, s, epoch, fence.term))
       log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
       tracking.refusals.hostAccepted(hostId)
       tracking.refusals.shareSettled(shareId)

@@ -1,0 +1,92 @@
+/**
+ * The balancer's assignment batching (lib/balancer/apply/assign-sender.ts), driven through a
+ * context whose `command` the test answers (no NATS): what goes to a host in one message, how each
+ * assignment gets its own verdict, and how a host that does not know batches still gets every
+ * assignment.
+ */
+
+import { expect } from 'chai'
+import { ShoalError, toWire } from '../../lib/errors.ts'
+import { AssignSender } from '../../lib/balancer/apply/assign-sender.ts'
+import type { BalancerContext } from '../../lib/balancer/context.ts'
+import { Codec } from '../../lib/protocol/codec.ts'
+import type { HostCommand, HostReply } from '../../lib/protocol/messages.ts'
+
+type Assign = Extract<HostCommand, { t: 'assign' }>
+const assign = (i: number): Assign => ({ v: 1, t: 'assign', term: 7, share: { shareId: `j-s${i}`, jobId: 'j', epoch: 1, processor: 'p', input: null, from: i, to: i + 1, position: i, unitsDone: 0 } })
+
+interface Call {
+  hostId: string
+  cmd: HostCommand
+}
+
+/** A sender whose commands the test answers with `answer(call)`. */
+function harness(answer: (c: Call) => HostReply | Promise<HostReply>) {
+  const calls: Call[] = []
+  const ctx = {
+    bus: { codec: new Codec(1024 * 1024) },
+    fence: { term: 7 },
+    command: async (hostId: string, cmd: HostCommand) => {
+      const c = { hostId, cmd }
+      calls.push(c)
+      return answer(c)
+    },
+  } as unknown as BalancerContext
+  return { sender: new AssignSender(ctx), calls }
+}
+
+const settle = (p: Promise<void>) => p.then(() => 'ok', (e: ShoalError) => e.code)
+
+describe('assignments to a host in batches', () => {
+  it('sends the assignments of one turn to a host as one assign-batch, and gives each its own answer', async () => {
+    const { sender, calls } = harness((c) => {
+      if (c.cmd.t !== 'assign-batch') throw new Error(`unexpected ${c.cmd.t}`)
+      return { v: 1, t: 'assigned', answers: c.cmd.shares.map((s) => (s.shareId === 'j-s1' ? { v: 1, t: 'err', error: toWire(new ShoalError('E_UNKNOWN_PROCESSOR', 'no p here')) } : { v: 1, t: 'ok' })) }
+    })
+    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i)))))
+    expect(verdicts).to.deep.equal(['ok', 'E_UNKNOWN_PROCESSOR', 'ok'])
+    expect(calls.map((c) => `${c.hostId} ${c.cmd.t} ${c.cmd.t === 'assign-batch' ? c.cmd.shares.map((s) => s.shareId).join(',') : ''}`)).to.deep.equal(['h1 assign-batch j-s0,j-s1,j-s2'])
+    expect(calls[0]!.cmd.t === 'assign-batch' && calls[0]!.cmd.term).to.equal(7)
+  })
+
+  it('sends a lone assignment as a plain assign, and keeps hosts apart', async () => {
+    const { sender, calls } = harness(() => ({ v: 1, t: 'ok' }))
+    await Promise.all([sender.send('h1', assign(0)), sender.send('h2', assign(1))])
+    expect(calls.map((c) => `${c.hostId} ${c.cmd.t}`).sort()).to.deep.equal(['h1 assign', 'h2 assign'])
+  })
+
+  it('queues what comes while a batch is on its way and sends it together once that is answered', async () => {
+    let release: (() => void) | undefined
+    const { sender, calls } = harness(async (c) => {
+      if (calls.length === 1) await new Promise<void>((r) => (release = r))
+      return c.cmd.t === 'assign-batch' ? { v: 1, t: 'assigned', answers: c.cmd.shares.map(() => ({ v: 1, t: 'ok' as const })) } : { v: 1, t: 'ok' }
+    })
+    const first = sender.send('h1', assign(0))
+    while (!release) await new Promise((r) => setImmediate(r))
+    const later = [1, 2, 3].map((i) => sender.send('h1', assign(i)))
+    await new Promise((r) => setImmediate(r))
+    expect(calls.length, 'nothing more leaves while the first is on its way').to.equal(1)
+    release()
+    await Promise.all([first, ...later])
+    expect(calls.map((c) => (c.cmd.t === 'assign-batch' ? c.cmd.shares.length : 1))).to.deep.equal([1, 3])
+  })
+
+  it('sends each assignment again alone to a host that refuses assign-batch (an older release), and loses none', async () => {
+    const { sender, calls } = harness((c) => {
+      if (c.cmd.t === 'assign-batch') throw new ShoalError('E_MSG_INVALID', 'unknown command')
+      return { v: 1, t: 'ok' }
+    })
+    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i)))))
+    expect(verdicts).to.deep.equal(['ok', 'ok', 'ok'])
+    expect(calls.map((c) => c.cmd.t)).to.deep.equal(['assign-batch', 'assign', 'assign', 'assign'])
+  })
+
+  it('fails every assignment of a batch the host never answered with that error, and what is queued once closed', async () => {
+    const { sender } = harness(() => {
+      throw new ShoalError('E_TIMEOUT', 'no answer')
+    })
+    expect(await Promise.all([0, 1].map((i) => settle(sender.send('h1', assign(i)))))).to.deep.equal(['E_TIMEOUT', 'E_TIMEOUT'])
+    sender.close()
+    expect(await settle(sender.send('h1', assign(5)))).to.equal('E_NOT_LEADER')
+  })
+})
