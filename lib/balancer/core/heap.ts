@@ -115,10 +115,20 @@ export class HostHeap {
   pop(): void {
     const n = --this.#n
     if (n <= 0) return
-    const id = this.#id[n]!
-    const a = this.#a[n]!
-    const b = this.#b[n]!
-    const c = this.#c[n]!
+    this.#sink(this.#id[n]!, this.#a[n]!, this.#b[n]!, this.#c[n]!)
+  }
+
+  /**
+   * Replaces the top with `id` at a key no smaller than the top's (one sift instead of a pop and a
+   * push): how a lazy heap re-keys a host whose key only grows.
+   */
+  replaceTop(id: number, a: number, b: number, c: number): void {
+    this.#sink(id, a, b, c)
+  }
+
+  /** Puts (id, a, b, c) at the root's place and sifts it down. */
+  #sink(id: number, a: number, b: number, c: number): void {
+    const n = this.#n
     let i = 0
     for (;;) {
       const l = 2 * i + 1

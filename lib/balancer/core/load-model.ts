@@ -27,8 +27,9 @@
  * Must never import NATS, timers or the clock.
  */
 
-import type { ClusterView, HostView, ShareView } from './cluster-view.ts'
+import type { ClusterView, HostView } from './cluster-view.ts'
 import { MAX_EXTERNAL_DEMAND } from './external-demand.ts'
+import { BUSY, buildShareTable, noiseOf, shareDemand, type ShareTable } from './share-table.ts'
 
 export const MiB = 2 ** 20
 export const DEFAULT_STUN_BASE_MS = 5
@@ -38,6 +39,8 @@ const SPEED_FIT_ROUNDS = 10
 
 export interface LoadModel {
   readonly hostIndex: ReadonlyMap<string, number>
+  /** The view's shares as typed arrays (`share-table.ts`). */
+  readonly table: ShareTable
   /** Cores per host, at least a tiny positive number so loads stay finite. */
   readonly cores: Float64Array
   /** Σ demand of the host's running shares (cores). */
@@ -53,24 +56,28 @@ export interface LoadModel {
   readonly running: Int32Array
   /** Busy (migrating or splitting) shares per host. */
   readonly busy: Int32Array
-  /** Indexes into `view.shares` of each host's running shares. */
-  readonly sharesOn: number[][]
+  /**
+   * Indexes into `view.shares` of each host's running shares, in view order: those of host h are
+   * `onList[onStart[h] .. onStart[h + 1])` (one array for all hosts, not an array per host).
+   */
+  readonly onStart: Int32Array
+  readonly onList: Int32Array
   /** Relative per-core speed per host (1 when unknown). */
   readonly coreSpeed: Float64Array
   /** Whether `coreSpeed` is known: measured from shares running there now, or hinted by the view. */
   readonly speedKnown: Uint8Array
   /** Per job: uncontended units/s of one share on a core of speed 1 (absent: never measured). */
   readonly jobRate: ReadonlyMap<string, number>
+  /** `jobRate` by job index of the table; `rateKnown` says which jobs have one. */
+  readonly rateOfJob: Float64Array
+  readonly rateKnown: Uint8Array
   /** Shares per job in the view (pending and running). */
   readonly jobShares: ReadonlyMap<string, number>
   /** Running shares whose host is not in the view (the shell should have made them pending). */
   readonly orphans: number
 }
 
-/** Cores a share is taken to demand: its measured demand, or one core when unknown (0). */
-export function shareDemand(s: Pick<ShareView, 'cpuDemand'>): number {
-  return s.cpuDemand > 0 ? s.cpuDemand : 1
-}
+export { shareDemand }
 
 /** Fraction of its uncontended speed a share gets on a host at normalised load `load`. */
 export function contention(load: number): number {
@@ -108,12 +115,11 @@ export function externalLoadOf(h: HostView): number {
   return Math.min(MAX_EXTERNAL_DEMAND, Math.max(0, Number.isFinite(h.externalLoad) ? h.externalLoad : 0))
 }
 
-/** A noise figure as a finite, non-negative number (absent: 0). */
-function noiseOf(x: number | undefined): number {
-  return x !== undefined && Number.isFinite(x) && x > 0 ? x : 0
-}
-
-/** Builds the model in O(hosts + shares). */
+/**
+ * Builds the model in O(hosts + shares): one pass over the share objects (`buildShareTable`), the
+ * rest over typed arrays. Every sum is taken in view order, as it always was, so the figures are
+ * the same to the last bit.
+ */
 export function buildLoadModel(view: ClusterView): LoadModel {
   const H = view.hosts.length
   const hostIndex = new Map<string, number>()
@@ -125,35 +131,32 @@ export function buildLoadModel(view: ClusterView): LoadModel {
   const busy = new Int32Array(H)
   const coreSpeed = new Float64Array(H)
   const speedKnown = new Uint8Array(H)
-  const sharesOn: number[][] = new Array(H)
   for (let h = 0; h < H; h++) {
     const host = view.hosts[h]!
     hostIndex.set(host.hostId, h)
     cores[h] = hostCores(host)
-    sharesOn[h] = []
   }
 
-  const shares = view.shares
-  const S = shares.length
-  const hostOf = new Int32Array(S).fill(-1)
-  const jobShares = new Map<string, number>()
-  let orphans = 0
+  const table = buildShareTable(view, hostIndex)
+  const { hostOf, flags, demand, demandNoise, unitsPerSec, jobOf } = table
+  const S = hostOf.length
   for (let i = 0; i < S; i++) {
-    const s = shares[i]!
-    jobShares.set(s.jobId, (jobShares.get(s.jobId) ?? 0) + 1)
-    if (s.status !== 'running' || s.host === null) continue
-    const h = hostIndex.get(s.host)
-    if (h === undefined) {
-      orphans++
-      continue
-    }
-    hostOf[i] = h
-    sharesOn[h]!.push(i)
+    const h = hostOf[i]!
+    if (h < 0) continue
     running[h]! += 1
-    if (s.busy) busy[h]! += 1
-    shoalDemand[h]! += shareDemand(s)
-    const dn = noiseOf(s.cpuDemandNoise)
+    if (flags[i]! & BUSY) busy[h]! += 1
+    shoalDemand[h]! += demand[i]!
+    const dn = demandNoise[i]!
     noiseSq[h]! += dn * dn
+  }
+  // Each host's shares in one array, by a counting sort on the host (stable: view order within a host).
+  const onStart = new Int32Array(H + 1)
+  for (let h = 0; h < H; h++) onStart[h + 1] = onStart[h]! + running[h]!
+  const onList = new Int32Array(onStart[H]!)
+  const fill = onStart.slice(0, H)
+  for (let i = 0; i < S; i++) {
+    const h = hostOf[i]!
+    if (h >= 0) onList[fill[h]!++] = i
   }
   const noise = new Float64Array(H)
   for (let h = 0; h < H; h++) {
@@ -165,25 +168,29 @@ export function buildLoadModel(view: ClusterView): LoadModel {
 
   // Speeds: fit u ≈ jobRate_j × k_h over the measured shares by alternating averages, starting from
   // the hints (else 1) so the scale stays that of earlier cycles. Jobs are not spread evenly over
-  // hosts, so one pass is not enough to tell a slow host from a slow job.
+  // hosts, so one pass is not enough to tell a slow host from a slow job. The rounds do not stop
+  // early: the fit does not reach a fixed point to the last bit within them, and stopping at a
+  // tolerance would change the speeds reported and every decision taken from them.
   // Typed arrays, filled once: at 100,000 shares this loop runs a million times per cycle.
   const mHost = new Int32Array(S)
   const mJob = new Int32Array(S)
   const mU = new Float64Array(S)
   let M = 0
-  const jobIndex = new Map<string, number>()
+  const J = table.jobIds.length
+  const jN = new Int32Array(J)
+  // Measured jobs in order of their first measured share: the order `jobRate` has always had.
+  const measuredJobs: number[] = []
   for (let i = 0; i < S; i++) {
     const h = hostOf[i]!
-    const s = shares[i]!
-    if (h < 0 || !(s.unitsPerSec > 0)) continue
-    let j = jobIndex.get(s.jobId)
-    if (j === undefined) jobIndex.set(s.jobId, (j = jobIndex.size))
+    if (h < 0 || !(unitsPerSec[i]! > 0)) continue
+    const j = jobOf[i]!
+    if (jN[j] === 0) measuredJobs.push(j)
+    jN[j]! += 1
     mHost[M] = h
     mJob[M] = j
-    mU[M] = s.unitsPerSec / contention(load[h]!)
+    mU[M] = unitsPerSec[i]! / contention(load[h]!)
     M++
   }
-  const J = jobIndex.size
   const kN = new Int32Array(H)
   for (let x = 0; x < M; x++) kN[mHost[x]!]! += 1
   for (let h = 0; h < H; h++) {
@@ -193,29 +200,34 @@ export function buildLoadModel(view: ClusterView): LoadModel {
     speedKnown[h] = kN[h]! > 0 || hinted ? 1 : 0
   }
   const rate = new Float64Array(J)
-  const jN = new Int32Array(J)
-  for (let x = 0; x < M; x++) jN[mJob[x]!]! += 1
   const kSum = new Float64Array(H)
   for (let round = 0; round < SPEED_FIT_ROUNDS; round++) {
     rate.fill(0)
     for (let x = 0; x < M; x++) rate[mJob[x]!]! += mU[x]! / coreSpeed[mHost[x]!]!
-    for (let j = 0; j < J; j++) rate[j]! /= jN[j]!
+    for (const j of measuredJobs) rate[j]! /= jN[j]!
     kSum.fill(0)
     for (let x = 0; x < M; x++) kSum[mHost[x]!]! += mU[x]! / rate[mJob[x]!]!
     for (let h = 0; h < H; h++) if (kN[h]! > 0) coreSpeed[h] = kSum[h]! / kN[h]!
   }
+  const rateOfJob = new Float64Array(J)
+  const rateKnown = new Uint8Array(J)
   const jobRate = new Map<string, number>()
-  for (const [job, j] of jobIndex) jobRate.set(job, rate[j]!)
+  for (const j of measuredJobs) {
+    rateOfJob[j] = rate[j]!
+    rateKnown[j] = 1
+    jobRate.set(table.jobIds[j]!, rate[j]!)
+  }
+  const jobShares = new Map<string, number>()
+  for (let j = 0; j < J; j++) jobShares.set(table.jobIds[j]!, table.jobCount[j]!)
 
-  return { hostIndex, cores, shoalDemand, load, noise, running, busy, sharesOn, coreSpeed, speedKnown, jobRate, jobShares, orphans }
+  return { hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, orphans: table.orphans }
 }
 
 /**
- * Expected units/s of a share of `jobId` on host `h` once that host is at normalised load
- * `loadAfter`; 0 when the job has never been measured.
+ * Expected units/s of a share of job `job` (index in the table) on host `h` once that host is at
+ * normalised load `loadAfter`; 0 when the job has never been measured.
  */
-export function estimateRate(model: LoadModel, jobId: string, h: number, loadAfter: number): number {
-  const r = model.jobRate.get(jobId)
-  if (r === undefined) return 0
-  return r * model.coreSpeed[h]! * contention(loadAfter)
+export function estimateRate(model: LoadModel, job: number, h: number, loadAfter: number): number {
+  if (!model.rateKnown[job]) return 0
+  return model.rateOfJob[job]! * model.coreSpeed[h]! * contention(loadAfter)
 }
