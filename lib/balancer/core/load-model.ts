@@ -29,6 +29,7 @@
 
 import type { ClusterView, HostView } from './cluster-view.ts'
 import { MAX_EXTERNAL_DEMAND } from './external-demand.ts'
+import { Scratch } from './scratch.ts'
 import { BUSY, buildShareTable, noiseOf, shareDemand, type ShareTable } from './share-table.ts'
 
 export const MiB = 2 ** 20
@@ -118,9 +119,10 @@ export function externalLoadOf(h: HostView): number {
 /**
  * Builds the model in O(hosts + shares): one pass over the share objects (`buildShareTable`), the
  * rest over typed arrays. Every sum is taken in view order, as it always was, so the figures are
- * the same to the last bit.
+ * the same to the last bit. Per-share arrays come from `scratch` (`scratch.ts`): the model is
+ * valid until the next build from the same scratch.
  */
-export function buildLoadModel(view: ClusterView): LoadModel {
+export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch()): LoadModel {
   const H = view.hosts.length
   const hostIndex = new Map<string, number>()
   const cores = new Float64Array(H)
@@ -137,7 +139,7 @@ export function buildLoadModel(view: ClusterView): LoadModel {
     cores[h] = hostCores(host)
   }
 
-  const table = buildShareTable(view, hostIndex)
+  const table = buildShareTable(view, hostIndex, scratch)
   const { hostOf, flags, demand, demandNoise, unitsPerSec, jobOf } = table
   const S = hostOf.length
   for (let i = 0; i < S; i++) {
@@ -152,7 +154,7 @@ export function buildLoadModel(view: ClusterView): LoadModel {
   // Each host's shares in one array, by a counting sort on the host (stable: view order within a host).
   const onStart = new Int32Array(H + 1)
   for (let h = 0; h < H; h++) onStart[h + 1] = onStart[h]! + running[h]!
-  const onList = new Int32Array(onStart[H]!)
+  const onList = scratch.int32('onList', onStart[H]!)
   const fill = onStart.slice(0, H)
   for (let i = 0; i < S; i++) {
     const h = hostOf[i]!
@@ -172,9 +174,9 @@ export function buildLoadModel(view: ClusterView): LoadModel {
   // early: the fit does not reach a fixed point to the last bit within them, and stopping at a
   // tolerance would change the speeds reported and every decision taken from them.
   // Typed arrays, filled once: at 100,000 shares this loop runs a million times per cycle.
-  const mHost = new Int32Array(S)
-  const mJob = new Int32Array(S)
-  const mU = new Float64Array(S)
+  const mHost = scratch.int32('mHost', S)
+  const mJob = scratch.int32('mJob', S)
+  const mU = scratch.float64('mU', S)
   let M = 0
   const J = table.jobIds.length
   const jN = new Int32Array(J)

@@ -14,6 +14,7 @@
 import type { Action, ClusterView, HostView, Knobs, MoveReason, ShareView } from './cluster-view.ts'
 import { qualifies, spreadCap } from './eligibility.ts'
 import { buildLoadModel, contention, estimateRate, stdDev, type LoadModel } from './load-model.ts'
+import { Scratch } from './scratch.ts'
 import { SPREAD, type ShareClass, type ShareTable } from './share-table.ts'
 
 export const EPS = 1e-9
@@ -76,14 +77,18 @@ export class PlanState {
   readonly maxMoves: number
   readonly maxConc: number
 
-  constructor(view: ClusterView, knobs: Knobs, now: number) {
+  /** Per-share arrays for this cycle's steps, reused across cycles. */
+  readonly scratch: Scratch
+
+  constructor(view: ClusterView, knobs: Knobs, now: number, scratch: Scratch = new Scratch()) {
+    this.scratch = scratch
     this.view = view
     this.knobs = knobs
     this.now = now
     this.hosts = view.hosts
     this.shares = view.shares
     this.H = view.hosts.length
-    this.m = buildLoadModel(view)
+    this.m = buildLoadModel(view, scratch)
     this.t = this.m.table
     this.maxMoves = Math.max(0, Math.floor(knobs.maxMovesPerCycle))
     this.maxConc = Math.max(0, Math.floor(knobs.maxConcurrentMigrationsPerHost))
@@ -117,7 +122,7 @@ export class PlanState {
     }
     this.sigma0 = stdDev(this.sum, this.sumSq, this.n)
     const S = this.shares.length
-    this.used = new Uint8Array(S)
+    this.used = scratch.uint8('used', S).fill(0)
     const J = this.t.jobIds.length
     this.jobTotal = Int32Array.from(this.t.jobCount)
     this.spreadCount = new Array<Int32Array | undefined>(J)

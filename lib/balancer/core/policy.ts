@@ -82,6 +82,7 @@ import type { ClusterView, Knobs, Plan } from './cluster-view.ts'
 import { toleratedImbalance } from './drs-threshold.ts'
 import { stdDev } from './load-model.ts'
 import { PlanState } from './plan-state.ts'
+import { Scratch } from './scratch.ts'
 import { balance } from './steps/balance.ts'
 import { mandatory } from './steps/mandatory.ts'
 import { place } from './steps/place.ts'
@@ -96,12 +97,15 @@ export { equalisingFraction, MIN_SPLIT_GAIN, SPLIT_FRACTION_MAX, SPLIT_FRACTION_
 /** A balancing strategy as a function type (the shell depends on this, tests may pass another). */
 export type BalancingPolicy = (view: ClusterView, knobs: Knobs, now: number, rng?: () => number) => Plan
 
+/** Per-share arrays lent to each call in turn (`scratch.ts`: not reallocated every cycle). */
+const scratch = new Scratch()
+
 /**
  * Plans one balancing cycle. Pure and deterministic; `rng` is accepted for strategies that need one
  * and unused here (ties are broken by id).
  */
 export function decide(view: ClusterView, knobs: Knobs, now: number, _rng?: () => number): Plan {
-  const st = new PlanState(view, knobs, now)
+  const st = new PlanState(view, knobs, now, scratch)
   const T = knobs.migrationThreshold
   mandatory(st)
   place(st)

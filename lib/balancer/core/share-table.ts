@@ -14,6 +14,7 @@
  */
 
 import type { ClusterView, ShareView } from './cluster-view.ts'
+import { Scratch } from './scratch.ts'
 
 /** `flags` bits. */
 export const PENDING = 1
@@ -96,18 +97,22 @@ export function noiseOf(x: number | undefined): number {
   return x !== undefined && Number.isFinite(x) && x > 0 ? x : 0
 }
 
-/** Reads every share once (O(shares); a Map lookup for host and job, the rest typed). */
-export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string, number>): ShareTable {
+/**
+ * Reads every share once (O(shares); a Map lookup for host and job, the rest typed). The arrays
+ * come from `scratch`: a fresh one by default, the caller's to reuse them across calls.
+ */
+export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string, number>, scratch: Scratch = new Scratch()): ShareTable {
   const shares = view.shares
   const S = shares.length
-  const hostOf = new Int32Array(S).fill(-1)
-  const jobOf = new Int32Array(S)
-  const flags = new Uint8Array(S)
-  const unitsPerSec = new Float64Array(S)
-  const remaining = new Float64Array(S)
-  const demand = new Float64Array(S)
-  const demandNoise = new Float64Array(S)
-  const cls = new Int32Array(S)
+  // Every array below is written for every share before it is read.
+  const hostOf = scratch.int32('hostOf', S).fill(-1)
+  const jobOf = scratch.int32('jobOf', S)
+  const flags = scratch.uint8('flags', S)
+  const unitsPerSec = scratch.float64('unitsPerSec', S)
+  const remaining = scratch.float64('remaining', S)
+  const demand = scratch.float64('demand', S)
+  const demandNoise = scratch.float64('demandNoise', S)
+  const cls = scratch.int32('cls', S)
   const jobIndex = new Map<string, number>()
   const jobIds: string[] = []
   let jobCount: Int32Array = new Int32Array(64)

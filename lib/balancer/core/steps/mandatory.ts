@@ -45,6 +45,7 @@ export function mandatory(st: PlanState): void {
   if (cands.i.length === 0) return
 
   const noRoom = new Set<number>()
+  const nowhere = new Set<number>()
   let waiting = 0
   let budget = 0
   let hostLimit = 0
@@ -76,6 +77,10 @@ export function mandatory(st: PlanState): void {
         continue
       }
       const c = classes[key]!
+      if (nowhere.has(key)) {
+        waiting++
+        continue
+      }
       const d = st.t.demand[i]!
       let best = -1
       for (let t = 0; t < st.H; t++) {
@@ -84,10 +89,15 @@ export function mandatory(st: PlanState): void {
       }
       if (best < 0) {
         if (c.spreadJob < 0) noRoom.add(key)
+        // No host at all, the source included, can take this class until a move changes a spread
+        // count: slots, memory and migration room only shrink here. Without this a full pool
+        // scanned every host for each of thousands of over-cap spread shares (issue 12).
+        else if (st.inflight[src]! >= st.maxConc || !st.fits(src, c)) nowhere.add(key)
         waiting++
         continue
       }
       st.migrate(i, src, best, reason, 0, 0)
+      nowhere.clear()
     }
   }
   const planned = st.actions.length
@@ -113,6 +123,16 @@ function bySource(st: PlanState, cands: Cands): Int32Array {
   return order
 }
 
+/** `items` stably sorted by `keyOf` (an integer from 0 to `keys` − 1). */
+function countingSort(items: ArrayLike<number>, keys: number, keyOf: (x: number) => number): Int32Array {
+  const start = new Int32Array(keys + 1)
+  for (let x = 0; x < items.length; x++) start[keyOf(items[x]!) + 1]! += 1
+  for (let k = 0; k < keys; k++) start[k + 1]! += start[k]!
+  const out = new Int32Array(items.length)
+  for (let x = 0; x < items.length; x++) out[start[keyOf(items[x]!)]!++] = items[x]!
+  return out
+}
+
 /** Adds the shares above their spread job's cap on a live host, cheapest to move first. */
 function spreadExcess(st: PlanState, cands: Cands): void {
   const { flags, cls, classes, jobOf, hostOf } = st.t
@@ -128,7 +148,9 @@ function spreadExcess(st: PlanState, cands: Cands): void {
   // The running spread shares grouped by (job in `spreadJobs` order, host), view order within.
   const slot = new Int32Array(st.t.jobIds.length)
   st.spreadJobs.forEach((j, k) => (slot[j] = k))
-  const list = Int32Array.from(st.spreadShares).sort((a, b) => slot[jobOf[a]!]! - slot[jobOf[b]!]! || hostOf[a]! - hostOf[b]! || a - b)
+  // Two stable counting sorts (host, then job slot) of a list in view order: (job, host, view order).
+  const byHost = countingSort(st.spreadShares, st.H, (i) => hostOf[i]!)
+  const list = countingSort(byHost, st.spreadJobs.length, (i) => slot[jobOf[i]!]!)
   const group: number[] = []
   for (let x = 0; x < list.length; ) {
     const j = jobOf[list[x]!]!

@@ -42,10 +42,10 @@ export function split(st: PlanState): void {
 
   // Candidates, grouped by job, longest first.
   const N = onList.length
-  const cI = new Int32Array(N)
-  const cSrc = new Int32Array(N)
-  const cRate = new Float64Array(N)
-  const cRem = new Float64Array(N)
+  const cI = st.scratch.int32('split.i', N)
+  const cSrc = st.scratch.int32('split.src', N)
+  const cRate = st.scratch.float64('split.rate', N)
+  const cRem = st.scratch.float64('split.rem', N)
   const longer = (a: number, b: number): boolean => cRem[a]! > cRem[b]! || (cRem[a] === cRem[b] && cmpId(st.shares[cI[a]!]!, st.shares[cI[b]!]!) < 0)
   const byJob: (number[] | undefined)[] = new Array(st.t.jobIds.length)
   const jobOrder: number[] = []
