@@ -201,15 +201,27 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
     coreSpeed[h] = hinted ? hint : 1
     speedKnown[h] = kN[h]! > 0 || hinted ? 1 : 0
   }
+  // Each job's sum and each host's sum is taken over its own shares in view order, as always (so
+  // the figures are the same to the last bit), but from copies grouped by job and by host: a sum
+  // then runs in a register over consecutive memory instead of read-modify-writes scattered over
+  // `rate` and `kSum` (the fit is 20 passes over every measured share: 20 million steps at 1,000,000).
+  const { start: jStart, other: jHost, u: jU } = groupMeasured(scratch, 'job', M, J, mJob, mHost, mU)
+  const { start: hStart, other: hJob, u: hU } = groupMeasured(scratch, 'host', M, H, mHost, mJob, mU)
   const rate = new Float64Array(J)
-  const kSum = new Float64Array(H)
   for (let round = 0; round < SPEED_FIT_ROUNDS; round++) {
-    rate.fill(0)
-    for (let x = 0; x < M; x++) rate[mJob[x]!]! += mU[x]! / coreSpeed[mHost[x]!]!
-    for (const j of measuredJobs) rate[j]! /= jN[j]!
-    kSum.fill(0)
-    for (let x = 0; x < M; x++) kSum[mHost[x]!]! += mU[x]! / rate[mJob[x]!]!
-    for (let h = 0; h < H; h++) if (kN[h]! > 0) coreSpeed[h] = kSum[h]! / kN[h]!
+    for (const j of measuredJobs) {
+      let sum = 0
+      const end = jStart[j + 1]!
+      for (let y = jStart[j]!; y < end; y++) sum += jU[y]! / coreSpeed[jHost[y]!]!
+      rate[j] = sum / jN[j]!
+    }
+    for (let h = 0; h < H; h++) {
+      if (!(kN[h]! > 0)) continue
+      let sum = 0
+      const end = hStart[h + 1]!
+      for (let z = hStart[h]!; z < end; z++) sum += hU[z]! / rate[hJob[z]!]!
+      coreSpeed[h] = sum / kN[h]!
+    }
   }
   const rateOfJob = new Float64Array(J)
   const rateKnown = new Uint8Array(J)
@@ -223,6 +235,25 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
   for (let j = 0; j < J; j++) jobShares.set(table.jobIds[j]!, table.jobCount[j]!)
 
   return { hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, orphans: table.orphans }
+}
+
+/**
+ * The measured shares (`key`, `other`, `u` per share, in view order) regrouped by `key` from 0 to
+ * `keys` − 1, view order kept within a group: group k is `start[k] .. start[k + 1]`.
+ */
+function groupMeasured(scratch: Scratch, name: string, M: number, keys: number, key: Int32Array, other: Int32Array, u: Float64Array): { start: Int32Array; other: Int32Array; u: Float64Array } {
+  const start = new Int32Array(keys + 1)
+  for (let x = 0; x < M; x++) start[key[x]! + 1]! += 1
+  for (let k = 0; k < keys; k++) start[k + 1]! += start[k]!
+  const fill = start.slice(0, keys)
+  const gOther = scratch.int32(`fit.${name}.other`, M)
+  const gU = scratch.float64(`fit.${name}.u`, M)
+  for (let x = 0; x < M; x++) {
+    const y = fill[key[x]!]!++
+    gOther[y] = other[x]!
+    gU[y] = u[x]!
+  }
+  return { start, other: gOther, u: gU }
 }
 
 /**

@@ -26,18 +26,17 @@ interface Cands {
 
 export function mandatory(st: PlanState): void {
   const cands: Cands = { i: [], src: [] }
-  const { onStart, onList } = st.m
-  const { flags, cls, classes } = st.t
-  for (let h = 0; h < st.H; h++) {
-    const live = st.live[h] === 1
-    for (let k = onStart[h]!; k < onStart[h + 1]!; k++) {
-      const i = onList[k]!
-      if (flags[i]! & BUSY) continue
-      // A draining host sheds everything (`drain`); a live one what it no longer qualifies for.
-      if (!live || !st.qualifies(h, classes[cls[i]!]!.elig)) {
-        cands.i.push(i)
-        cands.src.push(h)
-      }
+  const { flags, cls, classes, hostOf } = st.t
+  const S = hostOf.length
+  // In view order, not host by host: the same candidates in the same order within each host (all
+  // that `bySource` keeps), read from the arrays front to back instead of a cache miss per share.
+  for (let i = 0; i < S; i++) {
+    const h = hostOf[i]!
+    if (h < 0 || flags[i]! & BUSY) continue
+    // A draining host sheds everything (`drain`); a live one what it no longer qualifies for.
+    if (st.live[h] === 0 || !st.qualifies(h, classes[cls[i]!]!.elig)) {
+      cands.i.push(i)
+      cands.src.push(h)
     }
   }
   spreadExcess(st, cands)
@@ -166,7 +165,13 @@ function spreadExcess(st: PlanState, cands: Cands): void {
       const i = list[x]!
       if (!(flags[i]! & BUSY) && st.qualifies(h, classes[cls[i]!]!.elig)) group.push(i)
     }
-    group.sort((a, b) => st.shares[a]!.checkpointBytes - st.shares[b]!.checkpointBytes || (st.shares[a]!.shareId < st.shares[b]!.shareId ? -1 : 1))
+    // Most groups hold one or two shares, and a call to sort costs more than the sorting: by hand
+    // for two (the second goes first only when it compares below the first, as V8's insertion sort
+    // of a short array decides).
+    const cheaper = (a: number, b: number) => st.shares[a]!.checkpointBytes - st.shares[b]!.checkpointBytes || (st.shares[a]!.shareId < st.shares[b]!.shareId ? -1 : 1)
+    if (group.length === 2) {
+      if (cheaper(group[1]!, group[0]!) < 0) group.reverse()
+    } else if (group.length > 2) group.sort(cheaper)
     for (let k = 0; k < excess && k < group.length; k++) {
       cands.i.push(group[k]!)
       cands.src.push(h)

@@ -37,11 +37,11 @@ export function split(st: PlanState): void {
   if (idleSlots(st) === 0) return
   const minUnits = Math.max(1, st.knobs.splitMinUnits)
   const overheadSec = (2 * (st.view.stunBaseMs ?? DEFAULT_STUN_BASE_MS)) / 1000
-  const { flags, remaining: remainingOf, jobOf, cls, classes, demand } = st.t
-  const { onStart, onList } = st.m
+  const { flags, remaining: remainingOf, jobOf, cls, classes, demand, hostOf } = st.t
+  const S = hostOf.length
 
   // Candidates, grouped by job, longest first.
-  const N = onList.length
+  const N = st.m.onList.length
   const cI = st.scratch.int32('split.i', N)
   const cSrc = st.scratch.int32('split.src', N)
   const cRate = st.scratch.float64('split.rate', N)
@@ -51,30 +51,29 @@ export function split(st: PlanState): void {
   const jobOrder: number[] = []
   let n = 0
   let unknownRate = 0
-  for (let h = 0; h < st.H; h++) {
-    if (st.live[h] === 0) continue
-    for (let k = onStart[h]!; k < onStart[h + 1]!; k++) {
-      const i = onList[k]!
-      if (flags[i]! & BUSY || st.used[i]) continue
-      const remaining = remainingOf[i]!
-      if (!(remaining >= 2 * minUnits)) continue
-      const rate = st.rateOn(i, h)
-      if (!(rate > 0)) {
-        unknownRate++
-        continue
-      }
-      const j = jobOf[i]!
-      let list = byJob[j]
-      if (!list) {
-        byJob[j] = list = []
-        jobOrder.push(j)
-      }
-      cI[n] = i
-      cSrc[n] = h
-      cRate[n] = rate
-      cRem[n] = remaining / rate
-      list.push(n++)
+  // In view order (the arrays front to back): which candidate comes out of a job's heap depends only
+  // on (remaining time, shareId), never on the order they went in.
+  for (let i = 0; i < S; i++) {
+    const h = hostOf[i]!
+    if (h < 0 || st.live[h] === 0 || flags[i]! & BUSY || st.used[i]) continue
+    const remaining = remainingOf[i]!
+    if (!(remaining >= 2 * minUnits)) continue
+    const rate = st.rateOn(i, h)
+    if (!(rate > 0)) {
+      unknownRate++
+      continue
     }
+    const j = jobOf[i]!
+    let list = byJob[j]
+    if (!list) {
+      byJob[j] = list = []
+      jobOrder.push(j)
+    }
+    cI[n] = i
+    cSrc[n] = h
+    cRate[n] = rate
+    cRem[n] = remaining / rate
+    list.push(n++)
   }
   interface JobQ { heap: Heap<number> }
   const jobBefore = (a: JobQ, b: JobQ): boolean => longer(a.heap.peek()!, b.heap.peek()!)
