@@ -149,6 +149,13 @@ describe('balancer decide (DRS-style policy)', () => {
       expect(kinds(plan, 'place')).to.deep.equal([{ kind: 'place', shareId: 'p0', hostId: 'ok', reason: 'place' }])
     })
 
+    it('tells apart required tags whose keys and values would read alike joined with = (a: "b=c" against "a=b": "c")', () => {
+      const hosts = [host('one', { slots: 1, tags: { a: 'b=c' } }), host('two', { slots: 1, tags: { 'a=b': 'c' } })]
+      const shares = [pending('p1', { jobId: 'j1', requiredTags: { a: 'b=c' } }), pending('p2', { jobId: 'j2', requiredTags: { 'a=b': 'c' } })]
+      const plan = decide({ hosts, shares }, knobs(), NOW)
+      expect(kinds(plan, 'place').map((a) => `${a.shareId} ${(a as { hostId: string }).hostId}`).sort()).to.deep.equal(['p1 one', 'p2 two'])
+    })
+
     it('spreads a spread job: at most ceil(shares / eligible hosts) per host', () => {
       const hosts = [host('a', { slots: 8, cores: 8 }), host('b', { slots: 8, cores: 2 })]
       const shares = Array.from({ length: 6 }, (_, i) => pending(`p${i}`, { spread: true }))

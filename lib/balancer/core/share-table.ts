@@ -60,18 +60,28 @@ export interface ShareTable {
 }
 
 const tagKeys = new WeakMap<object, string>()
-/** A canonical string for a set of required tags (sorted keys), cached per tags object. */
+/**
+ * A canonical string for a set of required tags (sorted entries, as JSON), cached per tags object.
+ * JSON, not `k=v` joined: tag keys and values are any strings, and {a: 'b=c'} must never share a
+ * key with {'a=b': 'c'} (the class's tags are what eligibility is checked against).
+ */
 export function tagsKey(tags: Readonly<Record<string, string>> | undefined): string {
   if (!tags) return ''
   let k = tagKeys.get(tags)
   if (k === undefined) {
-    k = Object.entries(tags)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([a, b]) => `${a}=${b}`)
-      .join('\u0002')
+    k = JSON.stringify(sortedTags(tags))
     tagKeys.set(tags, k)
   }
   return k
+}
+
+/** Tags as `k=v, …` sorted by key, for messages. */
+export function describeTags(tags: Readonly<Record<string, string>>): string {
+  return sortedTags(tags).map(([a, b]) => `${a}=${b}`).join(',')
+}
+
+function sortedTags(tags: Readonly<Record<string, string>>): Array<[string, string]> {
+  return Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
 /** Same required tags (same object, or the same keys and values): cheaper than building their key. */
@@ -170,8 +180,9 @@ export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string
       cls[i] = c
       continue
     }
-    const eligKey = `${s.processor}\u0001${tagsKey(s.requiredTags)}`
-    const key = `${eligKey}\u0001${s.memoryBytes ?? 0}${s.spread ? `\u0001${s.jobId}` : ''}`
+    // JSON arrays: processor names and tags are any strings, so no separator could be safe.
+    const eligKey = JSON.stringify([s.processor, tagsKey(s.requiredTags)])
+    const key = JSON.stringify([eligKey, s.memoryBytes ?? 0, s.spread ? s.jobId : null])
     let k = classIndex.get(key)
     if (k === undefined) {
       let e = eligIndex.get(eligKey)

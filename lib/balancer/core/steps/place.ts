@@ -12,7 +12,7 @@
 
 import { HostHeap } from '../heap.ts'
 import { type PlanState } from '../plan-state.ts'
-import { AVOIDS, BUSY, PENDING, tagsKey, type ShareClass } from '../share-table.ts'
+import { AVOIDS, BUSY, PENDING, describeTags, type ShareClass } from '../share-table.ts'
 
 /** Placement key weight of one share of a spread job already on a host (above any speed difference). */
 const SPREAD_WEIGHT = 1e6
@@ -90,7 +90,7 @@ export function place(st: PlanState): void {
       if (why === undefined) {
         const s = st.shares[i]!
         why = st.eligibleCount(c.elig) === 0
-          ? `no live host runs processor '${s.processor}'${s.requiredTags && Object.keys(s.requiredTags).length ? ` with tags ${tagsKey(s.requiredTags).replaceAll('\u0002', ',')}` : ''}`
+          ? `no live host runs processor '${s.processor}'${s.requiredTags && Object.keys(s.requiredTags).length ? ` with tags ${describeTags(s.requiredTags)}` : ''}`
           : 'no eligible host has a free slot and memory'
         whyOfClass[key] = why
       }
