@@ -123,7 +123,10 @@ export class Heartbeats {
     }
     const before = membership.get(msg.hostId)
     const restarted = before !== undefined && before.heartbeat.startedAt !== msg.startedAt
-    if (restarted) this.loads.forgetHost(msg.hostId)
+    if (restarted) {
+      this.loads.forgetHost(msg.hostId)
+      this.ctx.tracking.unbatched.delete(msg.hostId)
+    }
     // Monotonic time: a wall clock set back would stall the smoothing until it caught up.
     this.loads.observe(performance.now(), msg.hostId, msg.capacity.cores, msg.load, msg.shares)
     this.onMembership(membership.observe(msg, now))
@@ -172,6 +175,7 @@ export class Heartbeats {
       if (e.to === 'dead' || e.to === 'left') {
         this.loads.forgetHost(e.hostId)
         this.ctx.tracking.refusals.forgetHost(e.hostId)
+        this.ctx.tracking.unbatched.delete(e.hostId)
         this.fate.reclaim(e.hostId, e.to === 'dead' ? 'host-lost' : 'host-left')
       }
       if (e.to === 'alive') this.ctx.kick()

@@ -32,6 +32,11 @@ export class Tracking {
   readonly draining = new Set<string>()
   /** Hosts benched and shares counted for refusing assignments (assign-refusals.ts). */
   readonly refusals = new AssignRefusals()
+  /**
+   * Hosts that refused an `assign-batch` as invalid (a release from before batches): they get
+   * their assignments one to a message until they restart, die or leave (apply/assign-sender.ts).
+   */
+  readonly unbatched = new Set<string>()
 
   /** Holds a slot on `hostId` for a move in flight. */
   promise(hostId: string): void {

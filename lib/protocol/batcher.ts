@@ -36,6 +36,8 @@ export interface BatcherOptions<T, A> {
   closedMessage: string
   /** Nothing queued and nothing on its way (a batcher per peer can then be let go). */
   onIdle?(): void
+  /** An item that must go in a batch of its own (absent: none). */
+  aloneOf?(item: T): boolean
 }
 
 interface Queued<T, A> {
@@ -65,7 +67,7 @@ export class Batcher<T, A extends { t: string }> {
   send(item: T): Promise<A> {
     if (this.closed) return Promise.reject(new ShoalError('E_UNAVAILABLE', this.opts.closedMessage))
     return new Promise<A>((resolve, reject) => {
-      this.queue.push({ item, due: performance.now() + this.opts.lingerOf(item), resolve, reject })
+      this.queue.push({ item, due: performance.now() + this.opts.lingerOf(item), resolve, reject, alone: this.opts.aloneOf?.(item) ?? false })
       this.schedule()
     })
   }

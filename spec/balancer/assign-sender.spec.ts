@@ -26,16 +26,18 @@ function harness(answer: (c: Call) => HostReply | Promise<HostReply>) {
   const ctx = {
     bus: { codec: new Codec(1024 * 1024) },
     fence: { term: 7 },
+    tracking: { unbatched: new Set<string>() },
     command: async (hostId: string, cmd: HostCommand) => {
       const c = { hostId, cmd }
       calls.push(c)
       return answer(c)
     },
   } as unknown as BalancerContext
-  return { sender: new AssignSender(ctx), calls }
+  return { sender: new AssignSender(ctx), calls, ctx }
 }
 
 const settle = (p: Promise<void>) => p.then(() => 'ok', (e: ShoalError) => e.code)
+const always = { current: () => true, leaving: () => undefined }
 
 describe('assignments to a host in batches', () => {
   it('sends the assignments of one turn to a host as one assign-batch, and gives each its own answer', async () => {
@@ -43,7 +45,7 @@ describe('assignments to a host in batches', () => {
       if (c.cmd.t !== 'assign-batch') throw new Error(`unexpected ${c.cmd.t}`)
       return { v: 1, t: 'assigned', answers: c.cmd.shares.map((s) => (s.shareId === 'j-s1' ? { v: 1, t: 'err', error: toWire(new ShoalError('E_UNKNOWN_PROCESSOR', 'no p here')) } : { v: 1, t: 'ok' })) }
     })
-    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i)))))
+    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i), always))))
     expect(verdicts).to.deep.equal(['ok', 'E_UNKNOWN_PROCESSOR', 'ok'])
     expect(calls.map((c) => `${c.hostId} ${c.cmd.t} ${c.cmd.t === 'assign-batch' ? c.cmd.shares.map((s) => s.shareId).join(',') : ''}`)).to.deep.equal(['h1 assign-batch j-s0,j-s1,j-s2'])
     expect(calls[0]!.cmd.t === 'assign-batch' && calls[0]!.cmd.term).to.equal(7)
@@ -51,7 +53,7 @@ describe('assignments to a host in batches', () => {
 
   it('sends a lone assignment as a plain assign, and keeps hosts apart', async () => {
     const { sender, calls } = harness(() => ({ v: 1, t: 'ok' }))
-    await Promise.all([sender.send('h1', assign(0)), sender.send('h2', assign(1))])
+    await Promise.all([sender.send('h1', assign(0), always), sender.send('h2', assign(1), always)])
     expect(calls.map((c) => `${c.hostId} ${c.cmd.t}`).sort()).to.deep.equal(['h1 assign', 'h2 assign'])
   })
 
@@ -61,9 +63,9 @@ describe('assignments to a host in batches', () => {
       if (calls.length === 1) await new Promise<void>((r) => (release = r))
       return c.cmd.t === 'assign-batch' ? { v: 1, t: 'assigned', answers: c.cmd.shares.map(() => ({ v: 1, t: 'ok' as const })) } : { v: 1, t: 'ok' }
     })
-    const first = sender.send('h1', assign(0))
+    const first = sender.send('h1', assign(0), always)
     while (!release) await new Promise((r) => setImmediate(r))
-    const later = [1, 2, 3].map((i) => sender.send('h1', assign(i)))
+    const later = [1, 2, 3].map((i) => sender.send('h1', assign(i), always))
     await new Promise((r) => setImmediate(r))
     expect(calls.length, 'nothing more leaves while the first is on its way').to.equal(1)
     release()
@@ -76,7 +78,7 @@ describe('assignments to a host in batches', () => {
       if (c.cmd.t === 'assign-batch') throw new ShoalError('E_MSG_INVALID', 'unknown command')
       return { v: 1, t: 'ok' }
     })
-    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i)))))
+    const verdicts = await Promise.all([0, 1, 2].map((i) => settle(sender.send('h1', assign(i), always))))
     expect(verdicts).to.deep.equal(['ok', 'ok', 'ok'])
     expect(calls.map((c) => c.cmd.t)).to.deep.equal(['assign-batch', 'assign', 'assign', 'assign'])
   })
@@ -85,8 +87,55 @@ describe('assignments to a host in batches', () => {
     const { sender } = harness(() => {
       throw new ShoalError('E_TIMEOUT', 'no answer')
     })
-    expect(await Promise.all([0, 1].map((i) => settle(sender.send('h1', assign(i)))))).to.deep.equal(['E_TIMEOUT', 'E_TIMEOUT'])
+    expect(await Promise.all([0, 1].map((i) => settle(sender.send('h1', assign(i), always))))).to.deep.equal(['E_TIMEOUT', 'E_TIMEOUT'])
     sender.close()
-    expect(await settle(sender.send('h1', assign(5)))).to.equal('E_NOT_LEADER')
+    expect(await settle(sender.send('h1', assign(5), always))).to.equal('E_NOT_LEADER')
+  })
+
+  it('does not send an assignment whose share changed while it waited, and counts the grace from when one leaves, not from when it queued', async () => {
+    let release: (() => void) | undefined
+    const { sender, calls } = harness(async (c) => {
+      if (calls.length === 1) await new Promise<void>((r) => (release = r))
+      return c.cmd.t === 'assign-batch' ? { v: 1, t: 'assigned', answers: c.cmd.shares.map(() => ({ v: 1, t: 'ok' as const })) } : { v: 1, t: 'ok' }
+    })
+    const first = sender.send('h1', assign(0), always)
+    while (!release) await new Promise((r) => setImmediate(r))
+    const left: number[] = []
+    let s1Current = true
+    const queued = [
+      sender.send('h1', assign(1), { current: () => s1Current, leaving: () => left.push(1) }),
+      sender.send('h1', assign(2), { current: () => true, leaving: () => left.push(2) }),
+      sender.send('h1', assign(3), { current: () => true, leaving: () => left.push(3) }),
+    ].map(settle)
+    await new Promise((r) => setImmediate(r))
+    expect(left, 'nothing has left while the first batch is on its way').to.deep.equal([])
+    s1Current = false // put back, say, while it waited
+    release()
+    expect(await Promise.all(queued)).to.deep.equal(['E_STALE_EPOCH', 'ok', 'ok'])
+    await first
+    expect(left).to.deep.equal([2, 3])
+    expect(calls.map((c) => (c.cmd.t === 'assign-batch' ? c.cmd.shares.map((x) => x.shareId).join(',') : c.cmd.t === 'assign' ? c.cmd.share.shareId : c.cmd.t))).to.deep.equal(['j-s0', 'j-s2,j-s3'])
+  })
+
+  it('sends a share with a large state alone: the host fetches it before it answers', async () => {
+    const { sender, calls } = harness((c) => (c.cmd.t === 'assign-batch' ? { v: 1, t: 'assigned', answers: c.cmd.shares.map(() => ({ v: 1, t: 'ok' as const })) } : { v: 1, t: 'ok' }))
+    const big = assign(1)
+    big.share.stateRef = { name: 'j-s1.1.h1.1', bytes: 5_000_000 }
+    await Promise.all([sender.send('h1', assign(0), always), sender.send('h1', big, always), sender.send('h1', assign(2), always)])
+    const shape = calls.map((c) => (c.cmd.t === 'assign-batch' ? c.cmd.shares.map((x) => x.shareId).join(',') : c.cmd.t === 'assign' ? c.cmd.share.shareId : c.cmd.t))
+    expect(shape).to.include('j-s1')
+    expect(shape.filter((x) => x.includes(',')).every((x) => !x.split(',').includes('j-s1'))).to.equal(true)
+  })
+
+  it('remembers a host that refuses assign-batch and sends it one assignment to a message, all at once, from then on', async () => {
+    const { sender, calls, ctx } = harness((c) => {
+      if (c.cmd.t === 'assign-batch') throw new ShoalError('E_MSG_INVALID', 'unknown command')
+      return { v: 1, t: 'ok' }
+    })
+    await Promise.all([0, 1].map((i) => sender.send('h1', assign(i), always)))
+    expect(ctx.tracking.unbatched.has('h1')).to.equal(true)
+    calls.length = 0
+    expect(await Promise.all([2, 3, 4].map((i) => settle(sender.send('h1', assign(i), always))))).to.deep.equal(['ok', 'ok', 'ok'])
+    expect(calls.map((c) => c.cmd.t)).to.deep.equal(['assign', 'assign', 'assign'])
   })
 })

@@ -70,8 +70,10 @@ describe('abuse of an open cluster (defence without auth)', function () {
     // A rogue host with many slots that says no to everything.
     const cmd = raw.subscribe(s.hostCommand('rogue'), {
       callback: (_e, m) => {
-        const t = (pack.unpack(m.data) as { t: string }).t
-        if (t === 'assign') assigns++
+        // Assignments come alone or several to a message (assign-batch): each counts.
+        const c = pack.unpack(m.data) as { t: string; shares?: unknown[] }
+        if (c.t === 'assign') assigns++
+        if (c.t === 'assign-batch') assigns += c.shares?.length ?? 0
         m.respond(pack.pack({ v: 1, t: 'err', error: { code: 'E_INTERNAL', message: 'no', retryable: false } }))
       },
     })

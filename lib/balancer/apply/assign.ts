@@ -61,17 +61,23 @@ export class Assigner {
     // While the write waited (a store outage), the share may have been put back or moved on.
     // (Read through a wider type: the ledger changed the status TypeScript narrowed above.)
     const cur: ShareRecord = s
-    if (cur.status !== 'running' || s.epoch !== epoch || s.host !== hostId) return
-    // The missing-from-heartbeat grace counts from here, when the host is told, not from the
-    // decision: a write that waited out a JetStream election (4-6 s) is not the host's silence
-    // (a 3-node chaos test saw three shares re-dispatched as lost for it).
+    const current = () => cur.status === 'running' && s.epoch === epoch && s.host === hostId && !isFinal(job.state)
+    if (!current()) return
+    // The missing-from-heartbeat grace counts from when the host is told, not from the decision:
+    // a write that waited out a JetStream election (4-6 s) is not the host's silence (a 3-node
+    // chaos test saw three shares re-dispatched as lost for it). Set now, and again as the
+    // assignment leaves its host's batcher (it may wait behind a batch on its way).
     tracking.assignedAt.set(shareId, Date.now())
     try {
-      await this.sender.send(hostId, assignCommand(job, s, epoch, fence.term))
+      await this.sender.send(hostId, assignCommand(job, s, epoch, fence.term), { current, leaving: () => tracking.assignedAt.set(shareId, Date.now()) })
+      // Put back, moved or cancelled while the host took it: that path owns the share now.
+      if (!current()) return
       log.info({ share: shareId, host: hostId, epoch, position: s.position, reason: reason ?? 'place' }, reason ? `share re-dispatched (${reason})` : 'share placed')
       tracking.refusals.hostAccepted(hostId)
       tracking.refusals.shareSettled(shareId)
     } catch (e) {
+      // Not sent, or refused, after the share changed: whoever changed it owns it now.
+      if (!current()) return
       if (await this.refused(s, epoch, hostId, e)) return
       // The host did not take it: back to pending. If it did take it after all (a timeout), its
       // reports carry this epoch, which the next assignment makes stale, so nothing counts twice.
