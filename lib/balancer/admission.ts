@@ -18,10 +18,16 @@ import { submissionDiffers } from './submission.ts'
 export class Admission {
   /** Submissions being validated and stored: a second submit of the same id waits for them. */
   readonly #admitting = new Map<string, Promise<unknown>>()
+  #materializing = false
 
+  /**
+   * `lazy`: whether shares may be left without records of their own (the job record's
+   * `initialShares` stands for them): only while every balancer reads that (recovery.ts).
+   */
   constructor(
     private readonly ctx: BalancerContext,
     private readonly records: Records,
+    private readonly lazy: () => boolean,
   ) {}
 
   /** A job still being admitted (not to be forgotten meanwhile). */
@@ -37,6 +43,8 @@ export class Admission {
   async submit(m: Submit, owner: string, mine: (job: JobRecord) => JobRecord): Promise<JobSummary> {
     const inFlight = this.#admitting.get(m.jobId)
     if (inFlight) await inFlight.catch(() => undefined)
+    // A job of this id forgotten a moment ago: its records must be gone before the id is reused.
+    await this.records.forgotten(m.jobId)
     const existing = this.ctx.ledger.job(m.jobId)
     if (existing) {
       const job = mine(existing)
@@ -95,17 +103,46 @@ export class Admission {
       submittedAt: now,
       reason: poolEmpty ? 'no hosts in the pool yet' : undefined,
       nextShare: ranges.length,
-      initialShares: ranges.length,
     }
-    // One write: the shares are in the job record's range until each is first assigned, which
-    // writes its own record before the host hears of it (store.ts `initialShares`). Until the job
-    // record is durable the job is not admitted, and no pass sees it.
-    await this.records.persistJob(job)
+    const shares = ranges.map(([from, to], i) => newPendingShare(job.jobId, i, from, to, now))
+    if (this.lazy()) {
+      // One write: the shares are in the job record's range until each is first assigned, which
+      // writes its own record before the host hears of it (store.ts `initialShares`).
+      job.initialShares = ranges.length
+      await this.records.persistJob(job)
+    } else {
+      // A balancer that does not read `initialShares` may take over: every share gets its record.
+      await Promise.all([this.records.persistJob(job), ...shares.map((s) => this.records.persistShare(s))])
+    }
+    // Until its records are durable the job is not admitted, and no pass sees it.
     ledger.addJob(job)
-    for (const [i, [from, to]] of ranges.entries()) ledger.addShare(newPendingShare(job.jobId, i, from, to, now))
+    for (const s of shares) ledger.addShare(s)
     this.ctx.log.info({ job: job.jobId, processor: job.processor, from: m.from, to: m.to, shares: ranges.length }, 'job admitted')
     this.ctx.kick()
     return this.records.summary(job, now, false)
+  }
+
+  /**
+   * Gives every share of the open jobs admitted in one write a record of its own, then drops the
+   * job's `initialShares`: a balancer that does not read that format has appeared (a standby of an
+   * older release) and may take over. Shares first, so that no moment leaves one unrecorded.
+   */
+  materialize(): void {
+    if (this.#materializing) return
+    const jobs = [...this.ctx.ledger.openJobs()].filter((j) => j.initialShares !== undefined)
+    if (!jobs.length) return
+    this.#materializing = true
+    this.ctx.log.warn({ jobs: jobs.length }, 'a balancer that does not read initialShares is in the cluster: writing a record for every share of the jobs admitted in one write')
+    const one = async (job: JobRecord) => {
+      await Promise.all(this.ctx.ledger.sharesOf(job.jobId).filter((s) => s.status === 'pending').map((s) => this.records.persistShare(s)))
+      job.initialShares = undefined
+      await this.records.persistJob(job)
+    }
+    Promise.all(jobs.map(one))
+      .catch((e: unknown) => this.ctx.failed('writing the records of shares admitted in one write', e))
+      .finally(() => {
+        this.#materializing = false
+      })
   }
 
   /**

@@ -77,10 +77,16 @@ export interface BalancerOptions {
   leadership: () => LeadershipView
   /** The node's queue for received messages (lib/protocol/work-queue.ts); absent: handled at once. */
   work?: WorkQueue | undefined
+  /**
+   * Whether admission may leave shares without records of their own (`initialShares`): only while
+   * every balancer heard reads that format (node.ts). Absent: always.
+   */
+  lazyShares?: (() => boolean) | undefined
 }
 
 const COMMAND_TIMEOUT_MS = 5_000
 const PROGRESS_EVERY_MS = 250
+const MATERIALIZE_EVERY_MS = 1_000
 
 export class Balancer {
   private readonly ctx: BalancerContext
@@ -99,6 +105,7 @@ export class Balancer {
   private readonly api: Api
   private readonly passes: Passes
   private readonly assignSender: AssignSender
+  private readonly lazyShares: () => boolean
   private readonly subs: Subscription[] = []
   private readonly timers: NodeJS.Timeout[] = []
   /** The balancing-pass timer, restarted when `balancer.intervalMs` changes. */
@@ -168,7 +175,8 @@ export class Balancer {
     const assigner = new Assigner(ctx, this.records, fate, this.assignSender)
     const migrator = new Migrator(ctx, this.records, fate, history, this.loads)
     const splitter = new Splitter(ctx, this.records, assigner)
-    this.admission = new Admission(ctx, this.records)
+    this.lazyShares = opts.lazyShares ?? (() => true)
+    this.admission = new Admission(ctx, this.records, this.lazyShares)
     this.heartbeats = new Heartbeats(ctx, this.loads, fate, { hearing: opts.hearing, lastHeard: opts.lastHeard })
     this.reports = new Reports(ctx, this.records, fate, this.completion, splitter)
     this.passes = new Passes(ctx, { records: this.records, history, loads: this.loads, completion: this.completion, assigner, migrator, splitter })
@@ -305,6 +313,10 @@ export class Balancer {
     this.timers.push(
       setInterval(() => this.heartbeats.tick(), this.heartbeats.tickMs()),
       setInterval(() => this.records.publishProgress(), PROGRESS_EVERY_MS),
+      // A balancer of an older release appeared: write out the shares it could not see.
+      setInterval(() => {
+        if (!this.lazyShares()) this.admission.materialize()
+      }, MATERIALIZE_EVERY_MS),
       // Finished jobs past jobs.retainMs: a tenth of the retention late at most, never more than a minute.
       setInterval(() => this.completion.forgetExpired(Date.now(), (jobId) => this.admission.admitting(jobId)), Math.min(60_000, Math.max(100, Math.floor(this.config.jobs.retainMs / 10)))),
     )

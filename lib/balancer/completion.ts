@@ -42,7 +42,16 @@ export class Completion {
     if (!shares.length || ledger.doneCount(jobId) !== shares.length) return
     this.#merging.add(jobId)
     try {
-      const results = [...shares].sort((a, b) => a.from - b.from).map((s) => s.result)
+      // By end too: a share cut to nothing ([a, a), its tail took it all) goes before its tail.
+      const sorted = [...shares].sort((a, b) => a.from - b.from || a.to - b.to)
+      // Never a result from part of the range: a share record missing (a store edited by hand, a
+      // release that misread the store) must fail the job, not shrink it.
+      const gap = rangeGap(job, sorted)
+      if (gap) {
+        await this.finishJob(job, 'failed', { error: toWire(new ShoalError('E_INTERNAL', `job ${jobId} cannot complete: its shares do not cover its range (${gap}); no result is given rather than a wrong one`)) })
+        return
+      }
+      const results = sorted.map((s) => s.result)
       const result = results.length === 1 ? results[0] : await this.merge(job, results)
       await this.finishJob(job, 'completed', { result })
       this.ctx.log.info({ job: jobId, ms: (job.finishedAt ?? 0) - job.submittedAt }, 'job completed')
@@ -90,16 +99,20 @@ export class Completion {
     for (const s of ledger.sharesOf(job.jobId)) tracking.refusals.shareSettled(s.shareId)
     await this.records.persistJob(job)
     if (state !== 'completed') {
-      for (const s of ledger.sharesOf(job.jobId)) {
-        if (s.status !== 'running' && s.status !== 'pending') continue
-        const { host, epoch } = s
-        const garbage = s.stateRef?.name
-        ledger.cancel(s, Date.now())
-        await this.records.persistShare(s)
-        this.records.dropState(garbage)
-        // Best effort: a host that misses it learns from its next heartbeat's answer.
-        if (host) this.ctx.command(host, { v: V, t: 'drop', term: this.ctx.fence.term, shareId: s.shareId, epoch }).catch(() => undefined)
-      }
+      // Every open share cancelled at once in memory, then written together: a waiting job of
+      // 10,000 shares is one round of writes, not 10,000 one after another.
+      const open = ledger.sharesOf(job.jobId).filter((s) => s.status === 'running' || s.status === 'pending')
+      await Promise.all(
+        open.map(async (s) => {
+          const { host, epoch } = s
+          const garbage = s.stateRef?.name
+          ledger.cancel(s, Date.now())
+          await this.records.persistShare(s)
+          this.records.dropState(garbage)
+          // Best effort: a host that misses it learns from its next heartbeat's answer.
+          if (host) this.ctx.command(host, { v: V, t: 'drop', term: this.ctx.fence.term, shareId: s.shareId, epoch }).catch(() => undefined)
+        }),
+      )
     }
     this.records.publishJob(job)
   }
@@ -118,4 +131,14 @@ export class Completion {
       this.records.forgetJob(jobId, shares)
     }
   }
+}
+
+/** Where shares sorted by `from` fail to tile [job.from, job.to) exactly, or undefined. */
+export function rangeGap(job: Pick<JobRecord, 'from' | 'to'>, sorted: ReadonlyArray<{ from: number; to: number }>): string | undefined {
+  let at = job.from
+  for (const s of sorted) {
+    if (s.from !== at) return s.from > at ? `[${at}, ${s.from}) has no share` : `[${s.from}, ${at}) is in two shares`
+    at = s.to
+  }
+  return at === job.to ? undefined : `[${Math.min(at, job.to)}, ${Math.max(at, job.to)}) ${at < job.to ? 'has no share' : 'is past the range'}`
 }

@@ -29,6 +29,7 @@ import { BALANCER_IDENTITY, Subjects } from '../protocol/subjects.ts'
 import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { Balancer, type LeadershipView } from './balancer.ts'
+import { STORE_READS, type StoreFormat } from './recovery.ts'
 import { openBuckets, type Buckets } from './buckets.ts'
 import type { LeaseFence } from './fence.ts'
 import { Lease, type LeaseRecord } from './lease.ts'
@@ -226,6 +227,7 @@ export class BalancerNode {
       lastHeard: () => this.lastEcho,
       leadership,
       work: this.work,
+      lazyShares: () => this.everyBalancerReads('initial-shares'),
     }).then(
       async (b) => {
         if (this.stopped || fence.state() === 'revoked') {
@@ -278,7 +280,7 @@ export class BalancerNode {
     const leading = this.lease.leading
     const cur = this.lease.current
     const period = leading ? this.balancer?.heartbeatPeriod() : undefined
-    const p: Presence = { v: V, t: 'presence', id: this.id, pid: process.pid, role: leading ? 'leader' : 'standby', term: this.lease.term, ...(leading && cur ? { since: cur.since } : {}), ...(period === undefined ? {} : { heartbeatMs: period }) }
+    const p: Presence = { v: V, t: 'presence', id: this.id, pid: process.pid, role: leading ? 'leader' : 'standby', term: this.lease.term, ...(leading && cur ? { since: cur.since } : {}), ...(period === undefined ? {} : { heartbeatMs: period }), reads: [...STORE_READS] }
     try {
       this.bus.publish(this.subjects.presence(this.id), p)
     } catch (e) {
@@ -292,6 +294,16 @@ export class BalancerNode {
    */
   private hearing(): boolean {
     return Date.now() - this.lastEcho <= 2 * this.config.pool.heartbeatMs + 50
+  }
+
+  /**
+   * Whether every other balancer heard lately reads store format `format` (a standby of an older
+   * release does not): the leader writes that format only then (recovery.ts `STORE_READS`).
+   */
+  private everyBalancerReads(format: StoreFormat): boolean {
+    const horizon = Date.now() - PRESENCE_KEPT_PERIODS * this.config.pool.heartbeatMs
+    for (const p of this.others.values()) if (p.at >= horizon && !(p.reads ?? []).includes(format)) return false
+    return true
   }
 
   private standbys(): Array<{ id: string; pid: number }> {

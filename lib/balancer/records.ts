@@ -16,6 +16,8 @@ import { jobSummary } from './summaries.ts'
 export class Records {
   /** The units done last published per job, so unchanged progress is not published again. */
   readonly #lastProgress = new Map<string, number>()
+  /** Forgotten jobs whose records are still being deleted: their ids are not free yet. */
+  readonly #forgetting = new Map<string, Promise<void>>()
 
   constructor(
     private readonly ctx: BalancerContext,
@@ -78,11 +80,26 @@ export class Records {
     }
   }
 
-  /** A forgotten job: its progress out of memory, its records out of the store (in the background). */
+  /**
+   * A forgotten job: its progress out of memory, its records out of the store (in the background).
+   * Until they are gone the id is not free (`forgotten`): a job submitted again under it meanwhile
+   * would have its new record deleted, or the old share records taken for its own.
+   */
   forgetJob(jobId: string, shares: readonly ShareRecord[]): void {
     this.#lastProgress.delete(jobId)
     for (const s of shares) this.dropState(s.stateRef?.name)
-    this.store.removeJob(jobId, shares.map((s) => s.shareId)).catch((e: unknown) => this.ctx.failed('forgetting a finished job', e))
+    const removal = this.store.removeJob(jobId, shares.map((s) => s.shareId)).catch((e: unknown) => this.ctx.failed('forgetting a finished job', e))
+    this.#forgetting.set(jobId, removal)
+    removal
+      .finally(() => {
+        if (this.#forgetting.get(jobId) === removal) this.#forgetting.delete(jobId)
+      })
+      .catch(() => undefined) // removal never rejects: failures are logged by `failed`
+  }
+
+  /** Resolves once the records of a job forgotten under `jobId` are deleted (at once if none). */
+  forgotten(jobId: string): Promise<void> {
+    return this.#forgetting.get(jobId) ?? Promise.resolve()
   }
 }
 

@@ -11,6 +11,14 @@ import { splitRange } from './core/split-range.ts'
 import { newPendingShare } from './ledger.ts'
 import type { Records } from './records.ts'
 
+/**
+ * Store formats this release's recovery reads, announced in every balancer's presence.
+ * `initial-shares`: a job record's `initialShares` stands for the shares with no record of their
+ * own (admission in one write). A leader uses a format only while every balancer it hears reads it.
+ */
+export const STORE_READS = ['initial-shares'] as const
+export type StoreFormat = (typeof STORE_READS)[number]
+
 export async function recover(ctx: BalancerContext, records: Records, journal: CheckpointJournal): Promise<void> {
   const { ledger, log, limited } = ctx
   const { jobs, shares, hosts, journal: entries } = await records.store.loadAll((e) => limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
@@ -29,7 +37,8 @@ export async function recover(ctx: BalancerContext, records: Records, journal: C
   }
   // Shares of open jobs never assigned have no record of their own (store.ts `initialShares`):
   // they are pending at their admission range, which no split can have changed (only a running
-  // share is split). A finished job's shares all have records (finishing writes every open one).
+  // share is split). A finished job gets none made up: finishing writes every open share (a crash
+  // midway leaves some unwritten, and those were never assigned: nothing is lost by their absence).
   for (const job of ledger.openJobs()) {
     if (job.initialShares === undefined) continue
     for (const [i, [from, to]] of splitRange(job.from, job.to, job.initialShares).entries()) {

@@ -71,4 +71,46 @@ describe('recovery of shares that were never assigned', function () {
     const j2 = await get('j2')
     expect(j2.shares!.map((s) => s.shareId)).to.deep.equal(['j2-s0'])
   })
+
+  it('writes every share\'s record while a balancer that does not read initialShares is heard, and writes them out when one appears', async () => {
+    const cluster = 'rec2'
+    const config = loadConfig({ env: {}, overrides: { cluster, nats: { url: nats.url } } as never })
+    nc = await connect({ servers: nats.url })
+    const subjects = new Subjects(cluster)
+    const buckets = await openBuckets(nc, subjects, { leaseMs: config.balancer.leaseMs })
+    const metrics = new BalancerMetrics(() => ({ hostsByState: {}, hosts: [], sharesByState: {}, jobsByState: {}, jobProgress: [], settings: {} }))
+    let lazy = false
+    balancer = await Balancer.start({ config, logger: silentLogger(), nc, buckets, fence: openFence(1), metrics, hearing: () => true, lastHeard: () => Date.now(), leadership: () => ({ leader: { id: 'b', pid: 1, term: 1, since: 0 }, standbys: [] }), lazyShares: () => lazy })
+    const op = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: subjects.inbox('operator') })
+    const submit = (jobId: string) => op.request(subjects.api('submit', 'operator'), { v: 1, t: 'submit', jobId, processor: 'count-primes', input: null, from: 0, to: 100, shares: 4 }, apiReplySchema, 5_000)
+    const stored = async () => {
+      const { jobs, shares } = await new Store(buckets, openFence(9)).loadAll()
+      return { jobs: new Map(jobs.map((j) => [j.jobId, j])), shares: new Set(shares.map((x) => x.shareId)) }
+    }
+    const four = (jobId: string) => [0, 1, 2, 3].map((i) => `${jobId}-s${i}`)
+
+    // An older balancer is heard: every share has its record at admission.
+    await submit('eager')
+    let st = await stored()
+    expect(four('eager').every((id) => st.shares.has(id))).to.equal(true)
+    expect(st.jobs.get('eager')!.initialShares).to.equal(undefined)
+
+    // Every balancer reads the format: one write.
+    lazy = true
+    await submit('lazy')
+    st = await stored()
+    expect(four('lazy').filter((id) => st.shares.has(id))).to.deep.equal([])
+    expect(st.jobs.get('lazy')!.initialShares).to.equal(4)
+
+    // An older balancer appears: the shares get their records, then the job loses initialShares.
+    lazy = false
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      st = await stored()
+      if (st.jobs.get('lazy')!.initialShares === undefined) break
+      if (Date.now() > deadline) expect.fail('the lazy job\'s shares were not written out within 10 s')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(four('lazy').every((id) => st.shares.has(id))).to.equal(true)
+  })
 })

@@ -122,4 +122,12 @@ describe('balancer splitRange', () => {
       { numRuns: 1_000 },
     )
   })
+
+  it('cuts exactly as it always has: recovery rebuilds shares from it, so this output is part of the store format', () => {
+    // The extra units go to the first ranges; a change here would make rebuilt shares overlap
+    // or miss the recorded ones after an upgrade (lib/balancer/core/split-range.ts).
+    expect(splitRange(0, 10, 3)).to.deep.equal([[0, 4], [4, 7], [7, 10]])
+    expect(splitRange(5, 12, 4)).to.deep.equal([[5, 7], [7, 9], [9, 11], [11, 12]])
+    expect(splitRange(0, 1_000_000_007, 6).map(([a, b]) => b - a)).to.deep.equal([166_666_668, 166_666_668, 166_666_668, 166_666_668, 166_666_668, 166_666_667])
+  })
 })

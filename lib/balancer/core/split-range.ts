@@ -1,6 +1,11 @@
 /**
  * Splits a job's range into share ranges. Pure.
  *
+ * Part of the store's format: recovery makes the shares of a job admitted in one write again with
+ * `splitRange(from, to, initialShares)` (lib/balancer/recovery.ts), so its output for a given
+ * input must never change — a release that cut differently would rebuild shares overlapping or
+ * missing the ones with records. spec/balancer/split-range.spec.ts pins it.
+ *
  * Must never import NATS, timers or the clock.
  */
 

@@ -78,5 +78,11 @@ export const presenceSchema = z.object({
   since: ms.optional(),
   /** The leader's word on how often hosts beat (ms), grown with the pool (lib/pool/heartbeat-period.ts). */
   heartbeatMs: z.number().int().min(1).max(3_600_000).optional(),
+  /**
+   * Store formats this balancer's recovery reads (lib/balancer/recovery.ts `STORE_READS`). A
+   * leader writes a newer format only while every balancer it hears reads it, so a standby of an
+   * older release never takes over a store it would misread. Absent: a release from before.
+   */
+  reads: z.array(z.string().max(64)).max(16).optional(),
 })
 export type Presence = z.infer<typeof presenceSchema>
