@@ -30,6 +30,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { decide, type Knobs } from '../lib/balancer/core/policy.ts'
+import { timeDecide } from './sim/time-decide.ts'
 import { bigView, type BigViewState } from './sim/big-view.ts'
 import { idealMakespanMs } from './sim/ideal.ts'
 import { simulate, type SimResult } from './sim/model.ts'
@@ -95,19 +96,7 @@ async function timeFixedViews(hosts: number, shares: number, repeats: number, lo
   const out: Figures = {}
   for (const state of ['submit', 'queue', 'running'] as BigViewState[]) {
     const view = bigView(state, hosts, shares, 7)
-    const samples: number[] = []
-    let cold = Number.NaN
-    let actions = 0
-    for (let r = 0; r <= repeats; r++) {
-      const t0 = performance.now()
-      const plan = decide(view, DEFAULT_KNOBS, 0)
-      const ms = performance.now() - t0
-      if (r === 0) {
-        cold = ms
-        actions = plan.actions.length
-      } else samples.push(ms)
-      await new Promise((res) => setImmediate(res))
-    }
+    const { coldMs: cold, actions, samples } = await timeDecide(view, DEFAULT_KNOBS, repeats)
     const running = view.shares.filter((s) => s.status === 'running').length
     const stats = summarize(samples)
     log(`simulator: decide on a fixed ${hosts} × ${shares} view (${state}: ${running} running, ${actions} actions): cold ${cold.toFixed(1)} ms, p50 ${stats.p50} ms, p99 ${stats.p99} ms, max ${stats.max} ms`)

@@ -12,7 +12,8 @@
  */
 
 import { performance } from 'node:perf_hooks'
-import { decide, type Knobs } from '../../lib/balancer/core/policy.ts'
+import type { Knobs } from '../../lib/balancer/core/policy.ts'
+import { timeDecide } from './time-decide.ts'
 import { percentile } from '../support/bench.ts'
 import { bigView, type BigViewState } from './big-view.ts'
 
@@ -25,20 +26,7 @@ async function main(): Promise<void> {
   const repeats = Number(repeatsArg ?? 10)
   const states = (statesArg ?? 'submit,queue,running').split(',') as BigViewState[]
   for (const state of states) {
-    const view = bigView(state, hosts, shares, 7)
-    const samples: number[] = []
-    let cold = 0
-    let actions = 0
-    for (let r = 0; r <= repeats; r++) {
-      const t0 = performance.now()
-      const plan = decide(view, KNOBS, 0)
-      const ms = performance.now() - t0
-      if (r === 0) {
-        cold = ms
-        actions = plan.actions.length
-      } else samples.push(ms)
-      await new Promise((res) => setImmediate(res))
-    }
+    const { coldMs: cold, actions, samples } = await timeDecide(bigView(state, hosts, shares, 7), KNOBS, repeats)
     const f = (x: number) => x.toFixed(1)
     console.log(`${hosts}x${shares} ${state}: actions ${actions} cold ${f(cold)} p50 ${f(percentile(samples, 50))} p99 ${f(percentile(samples, 99))} max ${f(Math.max(...samples))} ms (n=${samples.length})`)
   }
