@@ -13,11 +13,12 @@
 
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
-import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv'
+import { Kvm, type KV } from '@nats-io/kv'
 import { ShoalError } from '../errors.ts'
 import type { Subjects } from '../protocol/subjects.ts'
 import { StateBlobs } from '../checkpoints/state-blobs.ts'
 import { RevisionConflict, type KvBucket } from './record-writer.ts'
+import { readLastValues } from './bulk-read.ts'
 
 export const KV_KINDS = ['jobs', 'shares', 'hosts', 'journal', 'leader'] as const
 /** Request timeout of record reads and writes (a KV put takes ≈ 0.2 ms here). */
@@ -35,12 +36,14 @@ export type Bucket = KvBucket & {
    */
   list(): Promise<string[]>
   /**
-   * Every key's current value with its revision, in one pass of an ordered consumer over the
-   * bucket (issue 12: one get per key took 11 s for 50,000 records). Rejects when the consumer
-   * stalls for `stallMs` — on nats-server 2.9.10 it may sit on a node that is down (see `list`) —
-   * so the caller can fall back to `list` and gets.
+   * Every key's current value with its revision, handed to `each` as it arrives, in one pass of a
+   * consumer over the bucket (bulk-read.ts; issue 12: one get per key took 11 s for 50,000
+   * records); resolves with how many. `value` is only valid during the call. Rejects when the
+   * consumer stalls for `stallMs` — on nats-server 2.9.10 it may sit on a node that is down (see
+   * `list`) — or skips a message, so the caller can fall back to `list` and gets (and drop what
+   * `each` was given).
    */
-  entries(stallMs: number): Promise<Array<{ key: string; revision: number; value: Uint8Array }>>
+  entries(stallMs: number, each: (key: string, revision: number, value: Uint8Array) => void): Promise<number>
 }
 
 export interface Buckets {
@@ -102,7 +105,7 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
       const have = (await kv.status()).replicas
       if (have !== replicas) warnings.push(replicaWarning(subjects.bucket(kind), have, replicas))
       else if (clustered && have < 3) warnings.push(`bucket ${subjects.bucket(kind)} has ${have} replica(s) on a NATS cluster: losing the node that holds it stops Shoal until it is back; set nats.replicas to 3 (and run 'shoal store replicas 3' for existing buckets)`)
-      return adapt(subjects.bucket(kind), kv, jsm)
+      return adapt(subjects.bucket(kind), kv, jsm, kind === 'leader' ? (opts.leaseNc ?? nc) : nc)
     }
     const jobs = await open('jobs')
     const shares = await open('shares')
@@ -133,7 +136,7 @@ function storeError(e: unknown, replicas: number): ShoalError {
 }
 
 /** The narrow bucket interface over a nats.js KV. */
-export function adapt(name: string, kv: KV, jsm: JetStreamManager): Bucket {
+export function adapt(name: string, kv: KV, jsm: JetStreamManager, nc: NatsConnection): Bucket {
   const prefix = `$KV.${name}.`
   const conflict = (key: string, e: unknown): unknown => (isRevisionConflict(e) ? new RevisionConflict(key, e) : e)
   return {
@@ -170,35 +173,8 @@ export function adapt(name: string, kv: KV, jsm: JetStreamManager): Bucket {
       const si = await jsm.streams.info(`KV_${name}`, { subjects_filter: `${prefix}>` })
       return Object.keys(si.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
     },
-    async entries(stallMs) {
-      const si = await jsm.streams.info(`KV_${name}`)
-      // An empty stream: the watcher would only wait for updates.
-      if (si.state.messages === 0) return []
-      const out: Array<{ key: string; revision: number; value: Uint8Array }> = []
-      const w = await kv.watch({ include: KvWatchInclude.LastValue })
-      let timer: NodeJS.Timeout | undefined
-      let stalled = false
-      const arm = () => {
-        clearTimeout(timer)
-        timer = setTimeout(() => {
-          stalled = true
-          w.stop()
-        }, stallMs)
-      }
-      arm()
-      try {
-        for await (const e of w) {
-          arm()
-          if (e.operation === 'PUT' && e.value.length > 0) out.push({ key: e.key, revision: e.revision, value: e.value })
-          // The last of the values there were when it started (later writes would be updates).
-          if (e.isUpdate || e.delta === 0) break
-        }
-      } finally {
-        clearTimeout(timer)
-        w.stop()
-      }
-      if (stalled) throw new ShoalError('E_STORE', `reading ${name} with a consumer stalled for ${stallMs} ms after ${out.length} records`)
-      return out
+    entries(stallMs, each) {
+      return readLastValues({ nc, jsm, stream: `KV_${name}`, prefix, stallMs }, each)
     },
   }
 }

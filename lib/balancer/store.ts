@@ -192,20 +192,21 @@ export class Store {
    * a node that is down) — key by key, LOAD_CONCURRENCY gets at a time.
    */
   private async load<T>(bucket: Bucket, writer: RecordWriter, tryBulk: { ok: boolean }): Promise<T[]> {
-    let bulk: Array<{ key: string; revision: number; value: Uint8Array }> | undefined
     if (tryBulk.ok) {
+      // Decoded as each record arrives: the raw messages die young, only the records stay.
+      const out: T[] = []
       try {
-        bulk = await bucket.entries(BULK_STALL_MS)
+        await bucket.entries(BULK_STALL_MS, (key, revision, value) => {
+          writer.known(key, revision)
+          out.push(this.packr.unpack(value) as T)
+        })
+        return out
       } catch (e) {
+        // The records read so far are dropped: the gets below read every key again (and set
+        // its revision anew).
         tryBulk.ok = false
         this.onBulkFailed?.(bucket.name, e)
       }
-    }
-    if (bulk) {
-      return bulk.map((e) => {
-        writer.known(e.key, e.revision)
-        return this.packr.unpack(e.value) as T
-      })
     }
     let keys: string[]
     try {
