@@ -171,14 +171,15 @@ export class Store {
     for (;;) {
       await this.fence.whenValid()
       try {
-        // Once a bulk read failed (a node down), the other buckets go key by key at once.
-        const bulk = { ok: true }
-        return {
-          jobs: await this.load<JobRecord>(this.b.jobs, this.jobs, bulk),
-          shares: await this.load<ShareRecord>(this.b.shares, this.shares, bulk),
-          hosts: await this.load<HostRecord>(this.b.hosts, this.hosts, bulk),
-          journal: await this.load<JournalRecord>(this.b.journal, this.journalWriter, bulk),
-        }
+        // The four buckets at once: the small ones are read while the server prepares the large
+        // one. Each falls back to gets on its own when its bulk read fails (a node down).
+        const [jobs, shares, hosts, journal] = await settleAll([
+          this.load<JobRecord>(this.b.jobs, this.jobs, 'jobId'),
+          this.load<ShareRecord>(this.b.shares, this.shares, 'shareId'),
+          this.load<HostRecord>(this.b.hosts, this.hosts, 'hostId'),
+          this.load<JournalRecord>(this.b.journal, this.journalWriter, 'hostId'),
+        ] as const)
+        return { jobs, shares, hosts, journal }
       } catch (e) {
         onRetry?.(e)
         await new Promise((r) => setTimeout(r, delay))
@@ -189,24 +190,27 @@ export class Store {
 
   /**
    * One bucket's records: in bulk through a consumer, or — when that stalls (a consumer placed on
-   * a node that is down) — key by key, LOAD_CONCURRENCY gets at a time.
+   * a node that is down) — key by key, LOAD_CONCURRENCY gets at a time. `idField` names the
+   * record's own key (the writers store each record under it).
    */
-  private async load<T>(bucket: Bucket, writer: RecordWriter, tryBulk: { ok: boolean }): Promise<T[]> {
-    if (tryBulk.ok) {
-      // Decoded as each record arrives: the raw messages die young, only the records stay.
-      const out: T[] = []
-      try {
-        await bucket.entries(BULK_STALL_MS, (key, revision, value) => {
-          writer.known(key, revision)
-          out.push(this.packr.unpack(value) as T)
-        })
-        return out
-      } catch (e) {
-        // The records read so far are dropped: the gets below read every key again (and set
-        // its revision anew).
-        tryBulk.ok = false
-        this.onBulkFailed?.(bucket.name, e)
-      }
+  private async load<T>(bucket: Bucket, writer: RecordWriter, idField: keyof T & string): Promise<T[]> {
+    // Decoded as each record arrives: the raw messages die young, only the records stay.
+    const bulk: T[] = []
+    try {
+      await bucket.entries(BULK_STALL_MS, (key, revision, value) => {
+        const rec = this.packr.unpack(value) as T
+        // The writer remembers the revision under the record's own id string when it is the key
+        // (it always is for records this code wrote): the key cut from the message's subject
+        // would keep the whole subject alive, and 100,000 of those are collector work.
+        const id = (rec as Record<string, unknown> | null)?.[idField]
+        writer.known(id === key ? id : key, revision)
+        bulk.push(rec)
+      })
+      return bulk
+    } catch (e) {
+      // The records read so far are dropped: the gets below read every key again (and set its
+      // revision anew).
+      this.onBulkFailed?.(bucket.name, e)
     }
     let keys: string[]
     try {
@@ -232,4 +236,15 @@ export class Store {
     }
     return out
   }
+}
+
+/**
+ * Like Promise.all, but settles only once every promise has: a failed load must not go on reading
+ * in the background while the next attempt starts. Rejects with the first failure.
+ */
+async function settleAll<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const r = await Promise.allSettled(ps)
+  const failed = r.find((x) => x.status === 'rejected')
+  if (failed) throw failed.reason
+  return r.map((x) => (x as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
