@@ -61,7 +61,11 @@ export async function recover(ctx: BalancerContext, records: Records, journal: C
   // the tail is stored first, so the original is the one to shrink.
   const trims: Array<Promise<void>> = []
   for (const job of ledger.allJobs()) {
-    const sorted = [...ledger.sharesOf(job.jobId)].sort((a, b) => a.from - b.from)
+    const shares = ledger.sharesOf(job.jobId)
+    // Only a share not done is ever trimmed: a job whose shares are all done (most of a large
+    // history) needs no sort.
+    if (ledger.doneCount(job.jobId) === shares.length) continue
+    const sorted = [...shares].sort((a, b) => a.from - b.from)
     for (let i = 0; i + 1 < sorted.length; i++) {
       const a = sorted[i]!
       const b = sorted[i + 1]!
