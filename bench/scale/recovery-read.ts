@@ -10,10 +10,11 @@
  * new version are compared in the same minute on the same data.
  *
  *   node --import tsx bench/scale/recovery-read.ts [--jobs 1000] [--shares-per-job 100]
- *        [--hosts 2000] [--per-host 5] [--runs 5] [--lib DIR ...] [--cpu-prof DIR]
+ *        [--hosts 2000] [--per-host 5] [--runs 5] [--lib DIR ...] [--cpu-prof DIR] [--hold]
  *
  * A fresh process per run: a takeover is a process whose recovery code has never run (cold JIT)
  * and whose heap is empty. `--cpu-prof DIR` writes there each run's V8 profile of `Balancer.start`.
+ * `--hold` only fills the server, prints its URL and keeps it up until interrupted (for probes).
  *
  * Must never use a nats-server it did not start, or tune what it measures.
  */
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '5' },
     lib: { type: 'string', multiple: true },
     'cpu-prof': { type: 'string' },
+    hold: { type: 'boolean', default: false },
     // Internal: one measured run in this process.
     measure: { type: 'boolean', default: false },
     url: { type: 'string' },
@@ -56,6 +58,12 @@ async function drive(): Promise<void> {
     const t0 = performance.now()
     const filled = await fill(server.url)
     console.error(`filled ${JSON.stringify(filled)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    if (args.hold) {
+      // For ad-hoc probes: the filled server stays up until this process is interrupted.
+      console.log(JSON.stringify({ url: server.url, cluster: CLUSTER, pid: server.pid }))
+      await new Promise((r) => process.once('SIGINT', r))
+      return
+    }
     const results: Record<string, number[]> = Object.fromEntries(libs.map((l) => [l, []]))
     for (let run = 0; run < Number(args.runs); run++) {
       for (const lib of run % 2 ? [...libs].reverse() : libs) {
@@ -68,7 +76,9 @@ async function drive(): Promise<void> {
     }
     for (const [lib, ms] of Object.entries(results)) {
       const sorted = [...ms].sort((a, b) => a - b)
-      console.log(JSON.stringify({ lib, medianStartMs: sorted[Math.floor(sorted.length / 2)], runsMs: ms, records: filled, loadavg: loadavg().map((x) => x.toFixed(2)), at: new Date().toISOString() }))
+      const mid = sorted.length / 2
+      const median = sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+      console.log(JSON.stringify({ lib, medianStartMs: median, runsMs: ms, records: filled, loadavg: loadavg().map((x) => x.toFixed(2)), at: new Date().toISOString() }))
     }
   } finally {
     await server.stop()
