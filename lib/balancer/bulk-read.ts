@@ -39,8 +39,8 @@ export interface BulkReadOptions {
 /**
  * Calls `each(key, revision, value)` for every key holding a value when the read starts, in stream
  * order, and resolves with how many there were. `value` is a view of the connection's buffer: use
- * it before returning. Rejects with E_STORE on a stall, a gap or a consumer the server ended, and
- * with whatever `each` throws.
+ * it before returning. Rejects with E_STORE on a stall, a gap, a consumer that could not be created
+ * or that the server ended, and with whatever `each` throws.
  */
 export async function readLastValues(o: BulkReadOptions, each: (key: string, revision: number, value: Uint8Array) => void): Promise<number> {
   const si = await o.jsm.streams.info(o.stream)
@@ -58,6 +58,8 @@ export async function readLastValues(o: BulkReadOptions, each: (key: string, rev
   let handed = 0
   let settle!: (err?: unknown) => void
   const done = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))))
+  // It may fail (a stall) while the consumer is still being created, before anyone awaits it.
+  done.catch(() => undefined)
   let finished = false
   const finish = (err?: unknown) => {
     if (finished) return
@@ -73,7 +75,7 @@ export async function readLastValues(o: BulkReadOptions, each: (key: string, rev
         if (m.subject === inbox) return control(m)
         const info = ackInfo(m.reply ?? '')
         if (info === undefined) return finish(new ShoalError('E_STORE', `reading ${o.stream}: not a JetStream delivery (reply '${m.reply}')`))
-        if (info.deliverySeq !== delivered + 1) return finish(new ShoalError('E_STORE', `reading ${o.stream}: message ${delivered + 1} of the consumer was not delivered (got ${info.deliverySeq} after ${delivered} records); reading again`))
+        if (info.deliverySeq !== delivered + 1) return finish(new ShoalError('E_STORE', `reading ${o.stream}: message ${delivered + 1} of the consumer was not delivered (got ${info.deliverySeq} after ${delivered})`))
         delivered = info.deliverySeq
         const value = m.data
         if (value.length > 0) {
@@ -108,8 +110,13 @@ export async function readLastValues(o: BulkReadOptions, each: (key: string, rev
     seen = delivered
     if (still >= 4) finish(new ShoalError('E_STORE', `reading ${o.stream} with a consumer stalled for ${o.stallMs} ms after ${handed} records`))
   }, Math.max(1, Math.floor(o.stallMs / 4)))
-  try {
-    const ci = await o.jsm.consumers.add(o.stream, {
+  // Not awaited on its own: a stall while the server is still creating the consumer (a node down)
+  // ends the read at once, and messages may come before the answer does.
+  let ended = false
+  // An ephemeral consumer goes once nobody listens; deleting it only saves the server the wait.
+  const drop = (name: string) => void o.jsm.consumers.delete(o.stream, name).catch(() => undefined)
+  o.jsm.consumers
+    .add(o.stream, {
       deliver_subject: inbox,
       deliver_policy: oneValuePerKey ? DeliverPolicy.All : DeliverPolicy.LastPerSubject,
       ack_policy: AckPolicy.None,
@@ -118,17 +125,18 @@ export async function readLastValues(o: BulkReadOptions, each: (key: string, rev
       idle_heartbeat: HEARTBEAT_NS,
       mem_storage: true,
     })
-    consumer = ci.name
+    .then(
+      (ci) => (ended ? drop(ci.name) : (consumer = ci.name)),
+      (e: unknown) => finish(new ShoalError('E_STORE', `reading ${o.stream}: cannot create a consumer: ${(e as Error).message}`, { cause: e })),
+    )
+  try {
     await done
     return handed
-  } catch (e) {
-    finish(e)
-    throw e
   } finally {
+    ended = true
     clearInterval(timer)
     sub.unsubscribe()
-    // An ephemeral consumer goes once nobody listens; deleting it now only saves the server the wait.
-    if (consumer) o.jsm.consumers.delete(o.stream, consumer).catch(() => undefined)
+    if (consumer) drop(consumer)
   }
 }
 

@@ -67,10 +67,11 @@ describe('bulk read of a bucket', function () {
 
   describe('against a fake connection', () => {
     /** A connection whose one subscription the test feeds, and a manager for a stream of `messages`. */
-    function fake(messages = 3) {
+    function fake(messages = 3, created: () => Promise<{ name: string }> = async () => ({ name: 'c1' })) {
       let deliver: ((err: Error | null, m: Msg) => void) | undefined
       let inbox = ''
       const published: string[] = []
+      const deleted: string[] = []
       const nc = {
         options: {},
         subscribe(subject: string, opts: { callback: (err: Error | null, m: Msg) => void }) {
@@ -82,7 +83,7 @@ describe('bulk read of a bucket', function () {
       } as unknown as NatsConnection
       const jsm = {
         streams: { info: async () => ({ state: { messages }, config: { max_msgs_per_subject: 1 } }) },
-        consumers: { add: async () => ({ name: 'c1' }), delete: async () => true },
+        consumers: { add: created, delete: async (_: string, name: string) => deleted.push(name) > 0 },
       } as unknown as JetStreamManager
       const data = (dseq: number, pending: number, key = `k${dseq}`) =>
         deliver!(null, { subject: `$KV.b.${key}`, reply: `$JS.ACK.KV_b.c1.1.${dseq + 10}.${dseq}.1700000000000000000.${pending}`, data: enc(key) } as unknown as Msg)
@@ -90,7 +91,7 @@ describe('bulk read of a bucket', function () {
         const headers = { code, description, get: () => '' }
         deliver!(null, { subject: inbox, reply, data: new Uint8Array(0), headers, respond: () => void published.push(reply) } as unknown as Msg)
       }
-      return { nc, jsm, data, status, published, ready: () => deliver !== undefined }
+      return { nc, jsm, data, status, published, deleted, ready: () => deliver !== undefined }
     }
     const start = (f: ReturnType<typeof fake>, stallMs = 200) => {
       const keys: Array<[string, number]> = []
@@ -132,6 +133,26 @@ describe('bulk read of a bucket', function () {
       await p.then(() => expect.fail('resolved'), (e: Error) => expect(e.message).to.match(/stalled for 100 ms after 1 records/))
       expect(keys).to.have.length(1)
       expect(performance.now() - t0).to.be.within(90, 1_000)
+    })
+
+    it('fails at once on a stall while the server is still creating the consumer, and deletes it once made', async () => {
+      let made!: (c: { name: string }) => void
+      const f = fake(3, () => new Promise((r) => (made = r)))
+      const { p } = start(f, 100)
+      await p.then(() => expect.fail('resolved'), (e: Error) => expect(e.message).to.match(/stalled for 100 ms after 0 records/))
+      made({ name: 'late' })
+      await new Promise((r) => setImmediate(r))
+      expect(f.deleted).to.deep.equal(['late'])
+    })
+
+    it('deletes its consumer once the read is done', async () => {
+      const f = fake(1)
+      const { p } = start(f)
+      await subscribed(f)
+      f.data(1, 0)
+      expect(await p).to.equal(1)
+      await new Promise((r) => setImmediate(r))
+      expect(f.deleted).to.deep.equal(['c1'])
     })
 
     it('fails when the server ends the consumer', async () => {
