@@ -4,13 +4,14 @@
  * shaped as the scale benchmark leaves them: `jobs` finished jobs of `sharesPerJob` done shares
  * (made by the ledger's own transitions, so their fields are a real done share's), plus running
  * jobs whose shares run `perHost` to a host on `hosts` hosts, each host with a journal record of
- * later checkpoints. Then a fresh process per run starts a real Balancer in-process over those
- * buckets (`Balancer.start`: the store read, the ledger, the journal, the trims) and reports how
- * long that took and what it recovered, alternating between checkouts (`--lib`), so an old and a
- * new version are compared in the same minute on the same data.
+ * later checkpoints; each share record is then written `rewrites` more times, as a real one is
+ * (created, assigned, done), so the stream holds mostly holes. Then a fresh process per run starts
+ * a real Balancer in-process over those buckets (`Balancer.start`: the store read, the ledger, the
+ * journal, the trims) and reports how long that took and what it recovered, alternating between
+ * checkouts (`--lib`), so an old and a new version are compared in the same minute on the same data.
  *
  *   node --import tsx bench/scale/recovery-read.ts [--jobs 1000] [--shares-per-job 100]
- *        [--hosts 2000] [--per-host 5] [--runs 5] [--lib DIR ...] [--cpu-prof DIR] [--hold]
+ *        [--hosts 2000] [--per-host 5] [--rewrites 2] [--runs 5] [--lib DIR ...] [--cpu-prof DIR] [--hold]
  *
  * A fresh process per run: a takeover is a process whose recovery code has never run (cold JIT)
  * and whose heap is empty. `--cpu-prof DIR` writes there each run's V8 profile of `Balancer.start`.
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     'shares-per-job': { type: 'string', default: '100' },
     hosts: { type: 'string', default: '2000' },
     'per-host': { type: 'string', default: '5' },
+    rewrites: { type: 'string', default: '2' },
     runs: { type: 'string', default: '5' },
     lib: { type: 'string', multiple: true },
     'cpu-prof': { type: 'string' },
@@ -180,12 +182,23 @@ async function fill(url: string): Promise<Record<string, number>> {
   for (const [hostId, entries] of journal) writes.push(() => store.journal.put(hostId, { hostId, entries: entries as never }))
   // Two hosts drained by an operator.
   writes.push(() => store.putHost({ hostId: host(1), draining: true }), () => store.putHost({ hostId: host(2), draining: false }))
-  let next = 0
-  await Promise.all(Array.from({ length: 512 }, async () => {
-    while (next < writes.length) await writes[next++]!()
-  }))
+  const run = async (all: Array<() => Promise<void>>) => {
+    let next = 0
+    await Promise.all(Array.from({ length: 512 }, async () => {
+      while (next < all.length) await all[next++]!()
+    }))
+  }
+  await run(writes)
+  // A real share record is written about three times (created, assigned, done): with history 1
+  // the stream keeps only the last, so its sequences are mostly holes the server skips when read.
+  const shareWrites = [...ledgerShares(ledger)].map((s) => () => store.putShare(s))
+  for (let i = 0; i < Number(args.rewrites); i++) await run(shareWrites)
   await nc.close()
-  return { jobs: ledger.jobCount, shares: shareCount, finishedShares: jobs * per, runningShares: running, journal: journal.size }
+  return { jobs: ledger.jobCount, shares: shareCount, shareWrites: shareCount * (1 + Number(args.rewrites)), finishedShares: jobs * per, runningShares: running, journal: journal.size }
+}
+
+function* ledgerShares(ledger: import('../../lib/balancer/ledger.ts').Ledger) {
+  for (const j of ledger.allJobs()) yield* ledger.sharesOf(j.jobId)
 }
 
 /** One run: a Balancer of term 2 started over the filled buckets, timed from start to serving. */
