@@ -196,6 +196,9 @@ export class Store {
   private async load<T>(bucket: Bucket, writer: RecordWriter, idField: keyof T & string): Promise<T[]> {
     // Decoded as each record arrives: the raw messages die young, only the records stay.
     const bulk: T[] = []
+    // A key written while the read runs (a deposed leader's late write) comes again, later in the
+    // stream: the later value replaces the earlier, so every key is one record.
+    const at = new Map<string, number>()
     try {
       await bucket.entries(BULK_STALL_MS, (key, revision, value) => {
         const rec = this.packr.unpack(value) as T
@@ -203,8 +206,11 @@ export class Store {
         // (it always is for records this code wrote): the key cut from the message's subject
         // would keep the whole subject alive, and 100,000 of those are collector work.
         const id = (rec as Record<string, unknown> | null)?.[idField]
-        writer.known(id === key ? id : key, revision)
-        bulk.push(rec)
+        const k = id === key ? id : key
+        writer.known(k, revision)
+        const seen = at.get(k)
+        if (seen === undefined) at.set(k, bulk.push(rec) - 1)
+        else bulk[seen] = rec
       })
       return bulk
     } catch (e) {

@@ -99,6 +99,34 @@ describe('store: loading every record at recovery', function () {
     await next.putShare({ ...shares[0]!, result: 5 })
   })
 
+  it('keeps one record per key when a key comes twice in one read (written while the read ran): the later', async () => {
+    await writeSome(5)
+    const older = new Store(buckets, openFence(1))
+    const twice: Buckets = {
+      ...buckets,
+      shares: {
+        ...buckets.shares,
+        // The stream order a write during the read gives: the old value, the others, the new one.
+        entries: async (stallMs, each) => {
+          let first: [string, number, Uint8Array] | undefined
+          const n = await buckets.shares.entries(stallMs, (k, rev, v) => {
+            if (k === 'j3-s0') first = [k, rev, v.slice()]
+            each(k, rev, v)
+          })
+          const [k, rev] = first!
+          await older.putShare({ ...share('j3'), result: 99 })
+          const e = await buckets.shares.get(k)
+          each(k, e!.revision, e!.value)
+          expect(e!.revision).to.be.greaterThan(rev)
+          return n + 1
+        },
+      },
+    }
+    const { shares } = await new Store(twice, openFence(2)).loadAll()
+    expect(shares.filter((x) => x.shareId === 'j3-s0').map((x) => x.result)).to.deep.equal([99])
+    expect(shares).to.have.length(3)
+  })
+
   it('reads back the checkpoint journal: a later checkpoint than the share record, taken again by the next term', async () => {
     const codec = new Codec(1024 * 1024)
     const limits = { maxRecordBytes: 512 * 1024, maxEntryBytes: 16 * 1024 }
