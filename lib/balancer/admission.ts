@@ -41,10 +41,22 @@ export class Admission {
    * `mine` checks that `owner` may see an existing job of that id (api.ts).
    */
   async submit(m: Submit, owner: string, mine: (job: JobRecord) => JobRecord): Promise<JobSummary> {
-    const inFlight = this.#admitting.get(m.jobId)
-    if (inFlight) await inFlight.catch(() => undefined)
-    // A job of this id forgotten a moment ago: its records must be gone before the id is reused.
-    await this.records.forgotten(m.jobId)
+    // Wait out an admission of the same id, and the deletion of a job of that id forgotten a
+    // moment ago (its records must be gone before the id is reused). From the last check on,
+    // nothing awaits until this admission is registered: two submissions never both admit.
+    for (;;) {
+      const inFlight = this.#admitting.get(m.jobId)
+      if (inFlight) {
+        await inFlight.catch(() => undefined)
+        continue
+      }
+      const removal = this.records.forgetting(m.jobId)
+      if (removal) {
+        await removal
+        continue
+      }
+      break
+    }
     const existing = this.ctx.ledger.job(m.jobId)
     if (existing) {
       const job = mine(existing)

@@ -97,9 +97,9 @@ export class Records {
       .catch(() => undefined) // removal never rejects: failures are logged by `failed`
   }
 
-  /** Resolves once the records of a job forgotten under `jobId` are deleted (at once if none). */
-  forgotten(jobId: string): Promise<void> {
-    return this.#forgetting.get(jobId) ?? Promise.resolve()
+  /** The deletion of the records of a job forgotten under `jobId`, while it runs. */
+  forgetting(jobId: string): Promise<void> | undefined {
+    return this.#forgetting.get(jobId)
   }
 }
 
