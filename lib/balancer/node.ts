@@ -29,7 +29,7 @@ import { BALANCER_IDENTITY, Subjects } from '../protocol/subjects.ts'
 import { BalancerMetrics, type BalancerState } from '../metrics/balancer-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { Balancer, type LeadershipView } from './balancer.ts'
-import { STORE_READS, type StoreFormat } from './recovery.ts'
+import { STORE_READS, allRead, type StoreFormat } from './recovery.ts'
 import { openBuckets, type Buckets } from './buckets.ts'
 import type { LeaseFence } from './fence.ts'
 import { Lease, type LeaseRecord } from './lease.ts'
@@ -301,9 +301,7 @@ export class BalancerNode {
    * release does not): the leader writes that format only then (recovery.ts `STORE_READS`).
    */
   private everyBalancerReads(format: StoreFormat): boolean {
-    const horizon = Date.now() - PRESENCE_KEPT_PERIODS * this.config.pool.heartbeatMs
-    for (const p of this.others.values()) if (p.at >= horizon && !(p.reads ?? []).includes(format)) return false
-    return true
+    return allRead(this.others.values(), Date.now() - PRESENCE_KEPT_PERIODS * this.config.pool.heartbeatMs, format)
   }
 
   private standbys(): Array<{ id: string; pid: number }> {

@@ -19,6 +19,15 @@ import type { Records } from './records.ts'
 export const STORE_READS = ['initial-shares'] as const
 export type StoreFormat = (typeof STORE_READS)[number]
 
+/**
+ * Whether every balancer heard since `horizon` (wall clock ms) reads `format`: one that says
+ * nothing of what it reads is of a release from before formats were announced, and reads none.
+ */
+export function allRead(heard: Iterable<{ at: number; reads?: readonly string[] | undefined }>, horizon: number, format: StoreFormat): boolean {
+  for (const p of heard) if (p.at >= horizon && !(p.reads ?? []).includes(format)) return false
+  return true
+}
+
 export async function recover(ctx: BalancerContext, records: Records, journal: CheckpointJournal): Promise<void> {
   const { ledger, log, limited } = ctx
   const { jobs, shares, hosts, journal: entries } = await records.store.loadAll((e) => limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))

@@ -19,6 +19,7 @@ import { Bus } from '../../lib/protocol/bus.ts'
 import { Codec } from '../../lib/protocol/codec.ts'
 import { apiReplySchema, type JobSummary } from '../../lib/protocol/messages.ts'
 import { Subjects } from '../../lib/protocol/subjects.ts'
+import { allRead } from '../../lib/balancer/recovery.ts'
 import { useNatsServer } from '../support/nats.ts'
 
 describe('recovery of shares that were never assigned', function () {
@@ -112,5 +113,15 @@ describe('recovery of shares that were never assigned', function () {
       await new Promise((r) => setTimeout(r, 100))
     }
     expect(four('lazy').every((id) => st.shares.has(id))).to.equal(true)
+  })
+
+  it('takes a balancer heard lately that announces no store formats (an older release) as one that does not read initialShares', () => {
+    const now = 10_000
+    expect(allRead([], now, 'initial-shares')).to.equal(true)
+    expect(allRead([{ at: now, reads: ['initial-shares'] }], now, 'initial-shares')).to.equal(true)
+    expect(allRead([{ at: now, reads: ['initial-shares'] }, { at: now }], now, 'initial-shares')).to.equal(false)
+    expect(allRead([{ at: now, reads: [] }], now, 'initial-shares')).to.equal(false)
+    // Not heard since the horizon: gone, it does not count.
+    expect(allRead([{ at: now - 1 }], now, 'initial-shares')).to.equal(true)
   })
 })
