@@ -93,6 +93,11 @@ export class RecordWriter {
     this.revisions.set(key, revision)
   }
 
+  /** How many keys have a known revision (recovery compares it with the records it read). */
+  get knownCount(): number {
+    return this.revisions.size
+  }
+
   /** Writes in flight or waiting, by key (for tests and shutdown). */
   get pending(): number {
     return this.keys.size

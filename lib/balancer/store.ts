@@ -197,8 +197,9 @@ export class Store {
     // Decoded as each record arrives: the raw messages die young, only the records stay.
     const bulk: T[] = []
     // A key written while the read runs (a deposed leader's late write) comes again, later in the
-    // stream: the later value replaces the earlier, so every key is one record.
-    const at = new Map<string, number>()
+    // stream. The writer's count of known keys says whether that happened, so the common read
+    // pays nothing for it; then the later value of each key is kept.
+    const knownBefore = writer.knownCount
     try {
       await bucket.entries(BULK_STALL_MS, (key, revision, value) => {
         const rec = this.packr.unpack(value) as T
@@ -206,13 +207,10 @@ export class Store {
         // (it always is for records this code wrote): the key cut from the message's subject
         // would keep the whole subject alive, and 100,000 of those are collector work.
         const id = (rec as Record<string, unknown> | null)?.[idField]
-        const k = id === key ? id : key
-        writer.known(k, revision)
-        const seen = at.get(k)
-        if (seen === undefined) at.set(k, bulk.push(rec) - 1)
-        else bulk[seen] = rec
+        writer.known(id === key ? id : key, revision)
+        bulk.push(rec)
       })
-      return bulk
+      return writer.knownCount - knownBefore === bulk.length ? bulk : lastOfEachKey(bulk, idField)
     } catch (e) {
       // The records read so far are dropped: the gets below read every key again (and set its
       // revision anew).
@@ -248,6 +246,19 @@ export class Store {
  * Like Promise.all, but settles only once every promise has: a failed load must not go on reading
  * in the background while the next attempt starts. Rejects with the first failure.
  */
+/** The records with the last one of each id, in the order of those last ones (stream order). */
+function lastOfEachKey<T>(records: readonly T[], idField: keyof T & string): T[] {
+  const seen = new Set<unknown>()
+  const out: T[] = []
+  for (let i = records.length - 1; i >= 0; i--) {
+    const id = (records[i] as Record<string, unknown> | null)?.[idField]
+    if (seen.has(id)) continue
+    seen.add(id)
+    out.push(records[i]!)
+  }
+  return out.reverse()
+}
+
 async function settleAll<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
   const r = await Promise.allSettled(ps)
   const failed = r.find((x) => x.status === 'rejected')
