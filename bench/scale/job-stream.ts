@@ -1,5 +1,5 @@
 /**
- * Submits synthetic jobs through the SDK, keeping a fixed number in flight, and checks each one's
+ * Submits synthetic jobs (or jobs of a processor with the same input and results) through the SDK, keeping a fixed number in flight, and checks each one's
  * result: a job of S shares over [0, S · unitsPerShare) must merge to exactly S · unitsPerShare
  * (synthetic-host.ts makes each share's result the length of its range), so a unit lost or counted
  * twice shows as a wrong result.
@@ -20,6 +20,11 @@ import { SYNTHETIC_PROCESSOR, type SyntheticInput } from './ipc.ts'
 
 export interface StreamOptions {
   prefix: string
+  /**
+   * Processor the jobs name; default the synthetic hosts' own. bench/processors/instant.ts takes the
+   * same input and gives the same result on real hosts (the tiny benchmark's).
+   */
+  processor?: string
   sharesPerJob: number
   unitsPerShare: number
   input: SyntheticInput
@@ -86,7 +91,7 @@ export class JobStream {
     const jobId = `${this.o.prefix}-${++this.n}`
     const units = this.o.sharesPerJob * this.o.unitsPerShare
     const t0 = performance.now()
-    const job = await submitWithRetry(this.client, { processor: SYNTHETIC_PROCESSOR, range: [0, units], shares: this.o.sharesPerJob, input: this.o.input, jobId })
+    const job = await submitWithRetry(this.client, { processor: this.o.processor ?? SYNTHETIC_PROCESSOR, range: [0, units], shares: this.o.sharesPerJob, input: this.o.input, jobId })
     if (!job) {
       this.stats.submitErrors++
       await sleep(500)
