@@ -24,6 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchModule>> = {
   migration: async () => (await import('./migration.ts')) as BenchModule,
   scale: async () => (await import('./scale.ts')) as BenchModule,
   simulator: async () => (await import('./simulator.ts')) as BenchModule,
+  tiny: async () => (await import('./tiny.ts')) as BenchModule,
   uneven: async () => (await import('./uneven.ts')) as BenchModule,
 }
 
@@ -33,6 +34,7 @@ const DESCRIPTIONS: Record<string, string> = {
   migration: 'live-migration stun time p50/p99 for 1 KiB, 64 KiB and 1 MiB checkpoints, against a raw NATS request/reply of the same size',
   scale: 'N synthetic hosts (default 2,000) against a real balancer: CPU per heartbeat with 100,000 finished shares vs none, per report and per share; report answer p50/p99; false suspect/dead; status latency; recovery after SIGKILL; shares/s and KV writes per share',
   simulator: 'the balancing policy in a deterministic model of uneven hosts: makespan / ideal against static placement, migrations per share, decide() time at 1,000 hosts × 100,000 shares',
+  tiny: 'one-unit shares end to end with 2 real hosts × 2 slots (target 2,000/s) and 100 synthetic instant hosts (target 10,000/s): shares/s by jobs in flight, KV writes and balancer CPU per share, submit → result p50/p99, against the raw KV put rate of the same nats-server',
   uneven: 'real uneven hosts (taskset-pinned, a CPU hog mid-job): makespan / ideal with balancing and splits against static placement, checksum checked; hog → first migration time',
 }
 
