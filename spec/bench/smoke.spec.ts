@@ -85,7 +85,7 @@ describe('benchmark harness (smoke runs)', function () {
   it('lists the benchmarks with --help and refuses an unknown one with exit code 2', async () => {
     const help = await bench(['--help'], 30_000)
     expect(help.code).to.equal(0)
-    expect(help.stdout).to.include('failover').and.include('migration').and.include('simulator').and.include('uneven')
+    expect(help.stdout).to.include('failover').and.include('migration').and.include('simulator').and.include('tiny').and.include('uneven')
     const unknown = await bench(['no-such-bench'], 30_000)
     expect(unknown.code).to.equal(2)
     expect(unknown.stderr).to.include("unknown benchmark 'no-such-bench'")
@@ -263,6 +263,37 @@ describe('benchmark harness (smoke runs)', function () {
     const bad = await bench(['failover', '--hosts', '10'], 30_000)
     expect(bad.code).to.equal(2)
     expect(bad.stderr).to.include('--hosts is for scale, not failover')
+  })
+
+  it('runs the tiny-shares benchmark in smoke mode: real and synthetic hosts, every job exact, each level measured against the raw KV put rate', async () => {
+    const out = await bench(['tiny', '--smoke', '--json'], 60_000)
+    expect(out.code, out.stderr.slice(-3000)).to.equal(0)
+    const report = lastJson(out)
+    expect(report.ok).to.equal(true)
+    type LevelFigures = Record<string, unknown> & { jobsInFlight: number; sharesDone: number; jobsDone: number; jobs: { submitted: number; exact: number }; cpuPerShareMs: Record<string, number> }
+    const f = report.figures as {
+      setup: { jobsInFlight: number[]; sharesPerJob: number }
+      headline: Record<string, Record<string, unknown>>
+    } & Record<string, { kvPutBaseline: { putsPerSecUsed: number }; levels: LevelFigures[] }>
+    for (const part of ['real', 'synthetic']) {
+      const p = f[part]!
+      expectPositive(p.kvPutBaseline.putsPerSecUsed, `${part}.kvPutBaseline`)
+      expect(p.levels.map((l) => l.jobsInFlight), part).to.deep.equal(f.setup.jobsInFlight)
+      for (const l of p.levels) {
+        const at = `${part}, ${l.jobsInFlight} jobs in flight`
+        // The benchmark fails on a wrong or failed job; here every job submitted also ended exact.
+        expect(l.jobs.exact, `${at}: jobs exact`).to.equal(l.jobs.submitted)
+        expectPositive(l.sharesDone, `${at}: sharesDone`)
+        // Shares are counted by whole jobs.
+        expect(l.sharesDone, `${at}: sharesDone`).to.equal(l.jobsDone * f.setup.sharesPerJob)
+        for (const k of ['sharesPerSec', 'kvWritesPerShare', 'kvWritesPerSec', 'balancerCpuPerShareMs', 'sharesPerSecOverKvPutRate', 'kvWritesPerSecOverKvPutRate']) expectPositive(l[k], `${at}: ${k}`)
+        expectPositive(l.cpuPerShareMs.all, `${at}: cpuPerShareMs.all`)
+        expect(l.cpuPerShareMs.all, `${at}: all processes' CPU includes the balancer's`).to.be.at.least(l.cpuPerShareMs.balancer!)
+        expectStats(l.submitToResultMs, `${at}: submitToResultMs`, l.jobsDone)
+      }
+      expect(f.headline[part]!.target, part).to.match(/: (met|MISSED)$/)
+    }
+    for (const l of f.synthetic!.levels) expectPositive((l.hosts as { doneReportsAcked: number }).doneReportsAcked, 'synthetic done reports acked')
   })
 
   it('refuses a --background that is not a number of cores from 0 to 1, and on a benchmark that takes none', async () => {
