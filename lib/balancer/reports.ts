@@ -114,7 +114,8 @@ export class Reports {
       tracking.migratedAt.delete(shareId)
       await this.records.persistShare(s)
       this.records.dropState(garbage)
-      this.ctx.log.info({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
+      // Debug: a line per share is a firehose at tiny-share rates (see apply/assign.ts).
+      this.ctx.log.debug({ share: shareId, host: r.hostId, ms: Math.round(r.elapsedMs) }, 'share done')
       this.completion.complete(s.jobId)
       this.ctx.kick()
       return this.ack()

@@ -480,7 +480,8 @@ export class Host {
     })
     this.running.set(a.shareId, run)
     this.unitsCounted.set(a.shareId, a.unitsDone)
-    this.log.info({ share: a.shareId, epoch: a.epoch, from: a.position, to: a.to }, 'share started')
+    // Debug: 10 % of a host's main thread at tiny-share rates (bench tiny); a failure or a drop is info.
+    this.log.debug({ share: a.shareId, epoch: a.epoch, from: a.position, to: a.to }, 'share started')
   }
 
   /** Lists a finished share in the heartbeats until its final report is answered (`delivered`). */
