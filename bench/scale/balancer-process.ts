@@ -11,7 +11,7 @@
 
 import type { ChildProcess } from 'node:child_process'
 import { spawnShoal, stopChild } from '../../lib/cli/spawn.ts'
-import { BenchError, sleep } from '../support/bench.ts'
+import { benchNodeArgs, BenchError, sleep } from '../support/bench.ts'
 
 /** One pino log line, as far as the benchmark reads it. */
 export interface LogLine {
@@ -46,6 +46,7 @@ export class BalancerProcess {
     this.child = spawnShoal(['balancer', '--id', id, '--metrics-port', '0'], {
       env: { ...process.env, SHOAL_NATS_URL: natsUrl, SHOAL_CLUSTER: cluster, SHOAL_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
+      nodeArgs: benchNodeArgs(),
     })
     let partial = ''
     this.child.stderr?.setEncoding('utf8').on('data', (d: string) => {

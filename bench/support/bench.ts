@@ -87,6 +87,16 @@ export function machine(): Record<string, unknown> {
 }
 
 /** Resolves after `ms` (pacing only: waiting for a state is done by polling that state). */
+/**
+ * Node options for the shoal processes a benchmark starts: with SHOAL_BENCH_CPU_PROF=DIR set, each
+ * writes a V8 CPU profile into DIR when it exits (stopped, not killed), to see where a figure's
+ * time goes. Empty otherwise: a benchmark's figures are of unprofiled processes.
+ */
+export function benchNodeArgs(): string[] {
+  const dir = process.env.SHOAL_BENCH_CPU_PROF
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }

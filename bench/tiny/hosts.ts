@@ -13,7 +13,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { spawnShoal, stopChild } from '../../lib/cli/spawn.ts'
-import { BenchError, round } from '../support/bench.ts'
+import { benchNodeArgs, BenchError, round } from '../support/bench.ts'
 import { processTicks, USER_HZ } from '../support/cpu-account.ts'
 import { summarizeMany } from '../scale/stats.ts'
 import type { WorkerPool } from '../scale/worker-pool.ts'
@@ -49,6 +49,7 @@ export class RealHosts implements HostSide {
       const child = spawnShoal(['host', '--id', id, '--slots', String(slots), '--processor', INSTANT], {
         env: { ...process.env, SHOAL_NATS_URL: natsUrl, SHOAL_CLUSTER: cluster, SHOAL_LOG_LEVEL: 'info' },
         stdio: ['ignore', 'ignore', 'pipe'],
+        nodeArgs: benchNodeArgs(),
       })
       const c: Child = { id, child, tail: [] }
       // Drained always (a full pipe would block the host's logger), kept short for failure messages.

@@ -31,15 +31,17 @@ export interface SpawnShoalOptions extends SpawnOptions {
    * Worker threads inherit the loader with the process's execArgv.
    */
   typescript?: boolean
+  /** Options for the child's node itself (e.g. `--cpu-prof`), before the CLI's own arguments. */
+  nodeArgs?: readonly string[]
 }
 
 /** Spawns `shoal <args>`; the child is SIGKILLed if this process exits first. */
 export function spawnShoal(args: string[], opts: SpawnShoalOptions = {}): ChildProcess {
-  const { prefix = [], typescript = false, ...spawnOpts } = opts
+  const { prefix = [], typescript = false, nodeArgs = [], ...spawnOpts } = opts
   const [exe, pre] = shoalCommand()
   // Resolved from Shoal's own dependencies, not from the caller's working directory.
   const loader = typescript && !fromSource ? ['--import', import.meta.resolve('tsx')] : []
-  const argv = [...prefix, exe, ...loader, ...pre, ...args]
+  const argv = [...prefix, exe, ...nodeArgs, ...loader, ...pre, ...args]
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
