@@ -19,6 +19,7 @@ import type { Subjects } from '../protocol/subjects.ts'
 import { StateBlobs } from '../checkpoints/state-blobs.ts'
 import { RevisionConflict, type KvBucket } from './record-writer.ts'
 import { readLastValues } from './bulk-read.ts'
+import { AckedPublisher, JsRefused } from './acked-publisher.ts'
 
 export const KV_KINDS = ['jobs', 'shares', 'hosts', 'journal', 'leader'] as const
 /** Request timeout of record reads and writes (a KV put takes ≈ 0.2 ms here). */
@@ -95,6 +96,7 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     const kvm = new Kvm(jetstream(nc, { timeout: DATA_TIMEOUT_MS }))
     const leaderKvm = new Kvm(jetstream(opts.leaseNc ?? nc, { timeout: Math.max(200, opts.leaseMs) }))
     const jsm = await jetstreamManager(nc, { timeout: DATA_TIMEOUT_MS })
+    const publisher = new AckedPublisher(nc, DATA_TIMEOUT_MS)
     const open = async (kind: KvKind) => {
       // Kvm.create mutates its options object: a fresh literal each time. No direct gets: every read
       // goes to the stream leader, whose revisions are the ones a compare-and-set is checked
@@ -105,7 +107,7 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
       const have = (await kv.status()).replicas
       if (have !== replicas) warnings.push(replicaWarning(subjects.bucket(kind), have, replicas))
       else if (clustered && have < 3) warnings.push(`bucket ${subjects.bucket(kind)} has ${have} replica(s) on a NATS cluster: losing the node that holds it stops Shoal until it is back; set nats.replicas to 3 (and run 'shoal store replicas 3' for existing buckets)`)
-      return adapt(subjects.bucket(kind), kv, jsm, kind === 'leader' ? (opts.leaseNc ?? nc) : nc)
+      return kind === 'leader' ? adapt(subjects.bucket(kind), kv, jsm, opts.leaseNc ?? nc) : adapt(subjects.bucket(kind), kv, jsm, nc, publisher)
     }
     const jobs = await open('jobs')
     const shares = await open('shares')
@@ -136,25 +138,38 @@ function storeError(e: unknown, replicas: number): ShoalError {
 }
 
 /** The narrow bucket interface over a nats.js KV. */
-export function adapt(name: string, kv: KV, jsm: JetStreamManager, nc: NatsConnection): Bucket {
+/**
+ * The narrow bucket the record writer and the store use. With a `publisher`, a create or update is
+ * first tried as one acknowledged publish (acked-publisher.ts); whatever that cannot settle (a
+ * CAS mismatch, a refusal) is done again through the library, so its rules stay the only ones.
+ */
+export function adapt(name: string, kv: KV, jsm: JetStreamManager, nc: NatsConnection, publisher?: AckedPublisher): Bucket {
   const prefix = `$KV.${name}.`
   const conflict = (key: string, e: unknown): unknown => (isRevisionConflict(e) ? new RevisionConflict(key, e) : e)
+  const viaLibrary = async (key: string, write: () => Promise<number>): Promise<number> => {
+    try {
+      return await write()
+    } catch (e) {
+      throw conflict(key, e)
+    }
+  }
+  const fast = async (key: string, value: Uint8Array, expectLast: number, write: () => Promise<number>): Promise<number> => {
+    if (!publisher || !AckedPublisher.plainKey(key)) return viaLibrary(key, write)
+    try {
+      return await publisher.publish(prefix + key, value, expectLast)
+    } catch (e) {
+      if (e instanceof JsRefused) return viaLibrary(key, write)
+      throw e
+    }
+  }
   return {
     name,
     kv,
-    async create(key, value) {
-      try {
-        return await kv.create(key, value)
-      } catch (e) {
-        throw conflict(key, e)
-      }
+    create(key, value) {
+      return fast(key, value, 0, () => kv.create(key, value))
     },
-    async update(key, value, revision) {
-      try {
-        return await kv.update(key, value, revision)
-      } catch (e) {
-        throw conflict(key, e)
-      }
+    update(key, value, revision) {
+      return fast(key, value, revision, () => kv.update(key, value, revision))
     },
     async remove(key, revision) {
       try {
