@@ -121,26 +121,84 @@ export function externalLoadOf(h: HostView): number {
  * rest over typed arrays. Every sum is taken in view order, as it always was, so the figures are
  * the same to the last bit. Per-share arrays come from `scratch` (`scratch.ts`): the model is
  * valid until the next build from the same scratch.
+ *
+ * Each long loop is a function of its own with nothing after the loop (see `readShares` in
+ * `share-table.ts`): V8 keeps the code it compiled for a loop during the first call, and code after
+ * the loop that had not run by then would send the next calls back to the interpreter.
  */
 export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch()): LoadModel {
   const H = view.hosts.length
   const hostIndex = new Map<string, number>()
   const cores = new Float64Array(H)
+  indexHosts(view.hosts, hostIndex, cores)
+
+  const table = buildShareTable(view, hostIndex, scratch)
+  const S = table.hostOf.length
   const shoalDemand = new Float64Array(H)
-  const load = new Float64Array(H)
   const noiseSq = new Float64Array(H)
   const running = new Int32Array(H)
   const busy = new Int32Array(H)
+  sumByHost(table, running, busy, shoalDemand, noiseSq)
+  // Each host's shares in one array, by a counting sort on the host (stable: view order within a host).
+  const onStart = new Int32Array(H + 1)
+  onStart.set(running, 1)
+  accumulate(onStart)
+  const onList = scratch.int32('onList', onStart[H]!)
+  listByHost(table.hostOf, onStart.slice(0, H), onList)
+  const load = new Float64Array(H)
+  const noise = new Float64Array(H)
+  hostLoads(view.hosts, cores, shoalDemand, noiseSq, load, noise)
+
+  // Speeds: fit u ≈ jobRate_j × k_h over the measured shares by alternating averages, starting from
+  // the hints (else 1) so the scale stays that of earlier cycles. Jobs are not spread evenly over
+  // hosts, so one pass is not enough to tell a slow host from a slow job. The rounds do not stop
+  // early: the fit does not reach a fixed point to the last bit within them, and stopping at a
+  // tolerance would change the speeds reported and every decision taken from them.
+  // Typed arrays, filled once: at 100,000 shares this loop runs a million times per cycle.
+  const measured: Measured = { host: scratch.int32('mHost', S), job: scratch.int32('mJob', S), u: scratch.float64('mU', S) }
+  const J = table.jobIds.length
+  const jN = new Int32Array(J)
+  // Measured jobs in order of their first measured share: the order `jobRate` has always had.
+  const measuredJobs: number[] = []
+  const M = measure(table, load, measured, jN, measuredJobs)
+  const kN = new Int32Array(H)
+  countKeys(measured.host, M, kN, 0)
   const coreSpeed = new Float64Array(H)
   const speedKnown = new Uint8Array(H)
-  for (let h = 0; h < H; h++) {
-    const host = view.hosts[h]!
+  speedHints(view.hosts, kN, coreSpeed, speedKnown)
+  // Each job's sum and each host's sum is taken over its own shares in view order, as always (so
+  // the figures are the same to the last bit), but from copies grouped by job and by host: a sum
+  // then runs in a register over consecutive memory instead of read-modify-writes scattered over
+  // `rate` and `kSum` (the fit is 20 passes over every measured share: 20 million steps at 1,000,000).
+  const byJob = groupMeasured(scratch, 'job', M, J, measured.job, measured.host, measured.u)
+  const byHost = groupMeasured(scratch, 'host', M, H, measured.host, measured.job, measured.u)
+  const rate = new Float64Array(J)
+  fitSpeeds(measuredJobs, jN, byJob, kN, byHost, rate, coreSpeed)
+  const rateOfJob = new Float64Array(J)
+  const rateKnown = new Uint8Array(J)
+  const jobRate = new Map<string, number>()
+  for (const j of measuredJobs) {
+    rateOfJob[j] = rate[j]!
+    rateKnown[j] = 1
+    jobRate.set(table.jobIds[j]!, rate[j]!)
+  }
+  const jobShares = new Map<string, number>()
+  for (let j = 0; j < J; j++) jobShares.set(table.jobIds[j]!, table.jobCount[j]!)
+
+  return { hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, orphans: table.orphans }
+}
+
+function indexHosts(hosts: readonly HostView[], hostIndex: Map<string, number>, cores: Float64Array): void {
+  for (let h = 0; h < hosts.length; h++) {
+    const host = hosts[h]!
     hostIndex.set(host.hostId, h)
     cores[h] = hostCores(host)
   }
+}
 
-  const table = buildShareTable(view, hostIndex, scratch)
-  const { hostOf, flags, demand, demandNoise, unitsPerSec, jobOf } = table
+/** Per host: its running shares, the busy ones, Σ demand and Σ demand noise², in view order. */
+function sumByHost(table: ShareTable, running: Int32Array, busy: Int32Array, shoalDemand: Float64Array, noiseSq: Float64Array): void {
+  const { hostOf, flags, demand, demandNoise } = table
   const S = hostOf.length
   for (let i = 0; i < S; i++) {
     const h = hostOf[i]!
@@ -151,37 +209,49 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
     const dn = demandNoise[i]!
     noiseSq[h]! += dn * dn
   }
-  // Each host's shares in one array, by a counting sort on the host (stable: view order within a host).
-  const onStart = new Int32Array(H + 1)
-  for (let h = 0; h < H; h++) onStart[h + 1] = onStart[h]! + running[h]!
-  const onList = scratch.int32('onList', onStart[H]!)
-  const fill = onStart.slice(0, H)
+}
+
+/** Running prefix sums in place: a[k + 1] += a[k]. */
+function accumulate(a: Int32Array): void {
+  for (let k = 0; k + 1 < a.length; k++) a[k + 1]! += a[k]!
+}
+
+/** `into[key[x] + offset] += 1` for the first `n` keys. */
+function countKeys(key: Int32Array, n: number, into: Int32Array, offset: number): void {
+  for (let x = 0; x < n; x++) into[key[x]! + offset]! += 1
+}
+
+/** Each running share's index at its host's next place (`fill` starts at each host's first). */
+function listByHost(hostOf: Int32Array, fill: Int32Array, onList: Int32Array): void {
+  const S = hostOf.length
   for (let i = 0; i < S; i++) {
     const h = hostOf[i]!
     if (h >= 0) onList[fill[h]!++] = i
   }
-  const noise = new Float64Array(H)
-  for (let h = 0; h < H; h++) {
-    const host = view.hosts[h]!
+}
+
+function hostLoads(hosts: readonly HostView[], cores: Float64Array, shoalDemand: Float64Array, noiseSq: Float64Array, load: Float64Array, noise: Float64Array): void {
+  for (let h = 0; h < hosts.length; h++) {
+    const host = hosts[h]!
     load[h] = (shoalDemand[h]! + externalLoadOf(host) * cores[h]!) / cores[h]!
     const en = noiseOf(host.externalNoise)
     noise[h] = Math.sqrt(en * en + noiseSq[h]! / (cores[h]! * cores[h]!))
   }
+}
 
-  // Speeds: fit u ≈ jobRate_j × k_h over the measured shares by alternating averages, starting from
-  // the hints (else 1) so the scale stays that of earlier cycles. Jobs are not spread evenly over
-  // hosts, so one pass is not enough to tell a slow host from a slow job. The rounds do not stop
-  // early: the fit does not reach a fixed point to the last bit within them, and stopping at a
-  // tolerance would change the speeds reported and every decision taken from them.
-  // Typed arrays, filled once: at 100,000 shares this loop runs a million times per cycle.
-  const mHost = scratch.int32('mHost', S)
-  const mJob = scratch.int32('mJob', S)
-  const mU = scratch.float64('mU', S)
+/** The measured running shares (host, job, uncontended rate), in view order. */
+interface Measured {
+  host: Int32Array
+  job: Int32Array
+  u: Float64Array
+}
+
+/** Fills `m` with the running shares that have a measured rate, counts them per job; returns how many. */
+function measure(table: ShareTable, load: Float64Array, m: Measured, jN: Int32Array, measuredJobs: number[]): number {
+  const { hostOf, unitsPerSec, jobOf } = table
+  const { host: mHost, job: mJob, u: mU } = m
+  const S = hostOf.length
   let M = 0
-  const J = table.jobIds.length
-  const jN = new Int32Array(J)
-  // Measured jobs in order of their first measured share: the order `jobRate` has always had.
-  const measuredJobs: number[] = []
   for (let i = 0; i < S; i++) {
     const h = hostOf[i]!
     if (h < 0 || !(unitsPerSec[i]! > 0)) continue
@@ -193,21 +263,24 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
     mU[M] = unitsPerSec[i]! / contention(load[h]!)
     M++
   }
-  const kN = new Int32Array(H)
-  for (let x = 0; x < M; x++) kN[mHost[x]!]! += 1
-  for (let h = 0; h < H; h++) {
-    const hint = view.hosts[h]!.coreSpeed
+  return M
+}
+
+/** Starting speeds: the view's hint, else 1; known when hinted or measured. */
+function speedHints(hosts: readonly HostView[], kN: Int32Array, coreSpeed: Float64Array, speedKnown: Uint8Array): void {
+  for (let h = 0; h < hosts.length; h++) {
+    const hint = hosts[h]!.coreSpeed
     const hinted = hint !== undefined && hint > 0
     coreSpeed[h] = hinted ? hint : 1
     speedKnown[h] = kN[h]! > 0 || hinted ? 1 : 0
   }
-  // Each job's sum and each host's sum is taken over its own shares in view order, as always (so
-  // the figures are the same to the last bit), but from copies grouped by job and by host: a sum
-  // then runs in a register over consecutive memory instead of read-modify-writes scattered over
-  // `rate` and `kSum` (the fit is 20 passes over every measured share: 20 million steps at 1,000,000).
-  const { start: jStart, other: jHost, u: jU } = groupMeasured(scratch, 'job', M, J, mJob, mHost, mU)
-  const { start: hStart, other: hJob, u: hU } = groupMeasured(scratch, 'host', M, H, mHost, mJob, mU)
-  const rate = new Float64Array(J)
+}
+
+/** The alternating fit: SPEED_FIT_ROUNDS rounds of job rates from host speeds, then host speeds from job rates. */
+function fitSpeeds(measuredJobs: readonly number[], jN: Int32Array, byJob: Grouped, kN: Int32Array, byHost: Grouped, rate: Float64Array, coreSpeed: Float64Array): void {
+  const { start: jStart, other: jHost, u: jU } = byJob
+  const { start: hStart, other: hJob, u: hU } = byHost
+  const H = coreSpeed.length
   for (let round = 0; round < SPEED_FIT_ROUNDS; round++) {
     for (const j of measuredJobs) {
       let sum = 0
@@ -223,37 +296,35 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
       coreSpeed[h] = sum / kN[h]!
     }
   }
-  const rateOfJob = new Float64Array(J)
-  const rateKnown = new Uint8Array(J)
-  const jobRate = new Map<string, number>()
-  for (const j of measuredJobs) {
-    rateOfJob[j] = rate[j]!
-    rateKnown[j] = 1
-    jobRate.set(table.jobIds[j]!, rate[j]!)
-  }
-  const jobShares = new Map<string, number>()
-  for (let j = 0; j < J; j++) jobShares.set(table.jobIds[j]!, table.jobCount[j]!)
+}
 
-  return { hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, orphans: table.orphans }
+/** Measured shares regrouped by a key: group k is `start[k] .. start[k + 1]` of `other` and `u`. */
+interface Grouped {
+  start: Int32Array
+  other: Int32Array
+  u: Float64Array
 }
 
 /**
  * The measured shares (`key`, `other`, `u` per share, in view order) regrouped by `key` from 0 to
- * `keys` − 1, view order kept within a group: group k is `start[k] .. start[k + 1]`.
+ * `keys` − 1, view order kept within a group.
  */
-function groupMeasured(scratch: Scratch, name: string, M: number, keys: number, key: Int32Array, other: Int32Array, u: Float64Array): { start: Int32Array; other: Int32Array; u: Float64Array } {
+function groupMeasured(scratch: Scratch, name: string, M: number, keys: number, key: Int32Array, other: Int32Array, u: Float64Array): Grouped {
   const start = new Int32Array(keys + 1)
-  for (let x = 0; x < M; x++) start[key[x]! + 1]! += 1
-  for (let k = 0; k < keys; k++) start[k + 1]! += start[k]!
-  const fill = start.slice(0, keys)
-  const gOther = scratch.int32(`fit.${name}.other`, M)
-  const gU = scratch.float64(`fit.${name}.u`, M)
+  countKeys(key, M, start, 1)
+  accumulate(start)
+  const g: Grouped = { start, other: scratch.int32(`fit.${name}.other`, M), u: scratch.float64(`fit.${name}.u`, M) }
+  scatter(M, key, other, u, start.slice(0, keys), g)
+  return g
+}
+
+function scatter(M: number, key: Int32Array, other: Int32Array, u: Float64Array, fill: Int32Array, g: Grouped): void {
+  const { other: gOther, u: gU } = g
   for (let x = 0; x < M; x++) {
     const y = fill[key[x]!]!++
     gOther[y] = other[x]!
     gU[y] = u[x]!
   }
-  return { start, other: gOther, u: gU }
 }
 
 /**

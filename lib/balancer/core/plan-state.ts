@@ -106,7 +106,27 @@ export class PlanState {
     this.free = new Int32Array(H)
     this.mem = new Float64Array(H)
     this.inflight = Int32Array.from(this.m.busy)
-    for (let h = 0; h < H; h++) {
+    this.#readHosts()
+    this.sigma0 = stdDev(this.sum, this.sumSq, this.n)
+    const S = this.shares.length
+    this.used = scratch.uint8('used', S).fill(0)
+    const J = this.t.jobIds.length
+    this.jobTotal = Int32Array.from(this.t.jobCount)
+    this.spreadCount = new Array<Int32Array | undefined>(J)
+    this.spreadProbe = new Int32Array(J).fill(-1)
+    this.#readSpread()
+    const E = this.t.eligibility.length
+    this.eligibleCounts = new Int32Array(E).fill(-1)
+    this.qualMemo = new Array<Uint8Array | undefined>(E <= MAX_MEMO_CLASSES ? E : 0)
+  }
+
+  // The two loops of the constructor are methods with nothing after the loop: V8 keeps the code it
+  // compiles for a long loop during the first call, and code after it that had not run yet then
+  // sends every later call back to the interpreter there (see `readShares` in `share-table.ts`).
+
+  /** Per host: live, free slots, free memory; the live hosts' loads, their sums and initial figures. */
+  #readHosts(): void {
+    for (let h = 0; h < this.H; h++) {
       const host = this.hosts[h]!
       this.live[h] = host.draining ? 0 : 1
       this.free[h] = Math.floor(host.slots) - this.m.running[h]!
@@ -120,14 +140,12 @@ export class PlanState {
         this.initialNoise[host.hostId] = this.m.noise[h]!
       }
     }
-    this.sigma0 = stdDev(this.sum, this.sumSq, this.n)
-    const S = this.shares.length
-    this.used = scratch.uint8('used', S).fill(0)
-    const J = this.t.jobIds.length
-    this.jobTotal = Int32Array.from(this.t.jobCount)
-    this.spreadCount = new Array<Int32Array | undefined>(J)
-    this.spreadProbe = new Int32Array(J).fill(-1)
+  }
+
+  /** Running spread shares: their counts per job and host, the list, and each job's first share. */
+  #readSpread(): void {
     const { flags, hostOf, jobOf } = this.t
+    const S = hostOf.length
     for (let i = 0; i < S; i++) {
       const h = hostOf[i]!
       if (!(flags[i]! & SPREAD) || h < 0) continue
@@ -139,9 +157,6 @@ export class PlanState {
         this.spreadJobs.push(j)
       }
     }
-    const E = this.t.eligibility.length
-    this.eligibleCounts = new Int32Array(E).fill(-1)
-    this.qualMemo = new Array<Uint8Array | undefined>(E <= MAX_MEMO_CLASSES ? E : 0)
   }
 
   spreadCounts(job: number): Int32Array {

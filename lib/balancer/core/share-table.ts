@@ -112,27 +112,49 @@ export function noiseOf(x: number | undefined): number {
  * come from `scratch`: a fresh one by default, the caller's to reuse them across calls.
  */
 export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string, number>, scratch: Scratch = new Scratch()): ShareTable {
-  const shares = view.shares
-  const S = shares.length
+  const S = view.shares.length
   // Every array below is written for every share before it is read.
-  const hostOf = scratch.int32('hostOf', S).fill(-1)
-  const jobOf = scratch.int32('jobOf', S)
-  const flags = scratch.uint8('flags', S)
-  const unitsPerSec = scratch.float64('unitsPerSec', S)
-  const remaining = scratch.float64('remaining', S)
-  const demand = scratch.float64('demand', S)
-  const demandNoise = scratch.float64('demandNoise', S)
-  const cls = scratch.int32('cls', S)
-  const jobIndex = new Map<string, number>()
-  const jobIds: string[] = []
-  let jobCount: Int32Array = new Int32Array(64)
-  // Per job: its last class and the share that set it (the representative its shares are compared with).
-  let jobCls: Int32Array = new Int32Array(64)
-  let jobRep: Int32Array = new Int32Array(64)
-  const classIndex = new Map<string, number>()
-  const classes: ShareClass[] = []
-  const eligIndex = new Map<string, number>()
-  const eligibility: ShareView[] = []
+  const cols: Columns = {
+    hostOf: scratch.int32('hostOf', S).fill(-1),
+    jobOf: scratch.int32('jobOf', S),
+    flags: scratch.uint8('flags', S),
+    unitsPerSec: scratch.float64('unitsPerSec', S),
+    remaining: scratch.float64('remaining', S),
+    demand: scratch.float64('demand', S),
+    demandNoise: scratch.float64('demandNoise', S),
+    cls: scratch.int32('cls', S),
+  }
+  const jobs = new Jobs(scratch, S)
+  const classes = new Classes()
+  const orphans = readShares(view.shares, hostIndex, cols, jobs, classes)
+  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, cls } = cols
+  return { hostOf, jobOf, jobIds: jobs.ids, jobCount: jobs.count.slice(0, jobs.ids.length), flags, unitsPerSec, remaining, demand, demandNoise, cls, classes: classes.list, eligibility: classes.eligibility, orphans }
+}
+
+/** The per-share arrays `readShares` fills. */
+interface Columns {
+  hostOf: Int32Array
+  jobOf: Int32Array
+  flags: Uint8Array
+  unitsPerSec: Float64Array
+  remaining: Float64Array
+  demand: Float64Array
+  demandNoise: Float64Array
+  cls: Int32Array
+}
+
+/**
+ * The one pass over the share objects, alone in its function: V8 compiles a long loop while it
+ * runs the first time (on-stack replacement) and keeps that code for later calls, so any code after
+ * the loop in the same function, which had not run yet, would be compiled blind and send every one
+ * of the next few calls back to the interpreter at that point (issue 12: `--trace-deopt` showed the
+ * load model deoptimising at the same places in calls 1–4, each of those calls 2–10 × slower). So
+ * nothing after the loop here needs type feedback, and the rare paths (a new job, a new class)
+ * are methods of their own. Returns the number of orphans.
+ */
+function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string, number>, cols: Columns, jobs: Jobs, classes: Classes): number {
+  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, cls } = cols
+  const S = shares.length
   let orphans = 0
   let lastJobId: string | undefined
   let lastJob = -1
@@ -141,23 +163,12 @@ export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string
     let j: number
     if (s.jobId === lastJobId) j = lastJob
     else {
-      const known = jobIndex.get(s.jobId)
-      if (known === undefined) {
-        j = jobIds.length
-        jobIndex.set(s.jobId, j)
-        jobIds.push(s.jobId)
-        if (j === jobCount.length) {
-          jobCount = grow(jobCount)
-          jobCls = grow(jobCls)
-          jobRep = grow(jobRep)
-        }
-        jobCls[j] = -1
-      } else j = known
+      j = jobs.indexOf(s.jobId)
       lastJobId = s.jobId
       lastJob = j
     }
     jobOf[i] = j
-    jobCount[j]! += 1
+    jobs.count[j]! += 1
     let f = 0
     if (s.status === 'pending') f |= PENDING
     if (s.busy) f |= BUSY
@@ -174,34 +185,78 @@ export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string
       else hostOf[i] = h
     }
     // The class: the job's last one when this share matches its representative field by field.
-    const c = jobCls[j]!
-    const rep = c >= 0 ? shares[jobRep[j]!]! : undefined
+    const c = jobs.cls[j]!
+    const rep = c >= 0 ? shares[jobs.rep[j]!]! : undefined
     if (rep && rep.processor === s.processor && sameTags(rep.requiredTags, s.requiredTags) && rep.memoryBytes === s.memoryBytes && rep.spread === s.spread) {
       cls[i] = c
       continue
     }
+    const k = classes.classOf(s, j)
+    cls[i] = k
+    jobs.cls[j] = k
+    jobs.rep[j] = i
+  }
+  return orphans
+}
+
+/**
+ * Jobs numbered in order of first appearance, with their share counts and the class their shares
+ * last had. The per-job arrays are borrowed at the size of the view (no job more than shares), so
+ * numbering a job never grows an array: a path taken once in a while inside the loop is one that
+ * compiled code meets without type feedback.
+ */
+class Jobs {
+  readonly #index = new Map<string, number>()
+  readonly ids: string[] = []
+  readonly count: Int32Array
+  /** Per job: its last class (−1: none yet) and the share that set it (the representative its shares are compared with). */
+  readonly cls: Int32Array
+  readonly rep: Int32Array
+
+  constructor(scratch: Scratch, shares: number) {
+    this.count = scratch.int32('job.count', shares)
+    this.cls = scratch.int32('job.cls', shares)
+    this.rep = scratch.int32('job.rep', shares)
+  }
+
+  indexOf(jobId: string): number {
+    const known = this.#index.get(jobId)
+    return known === undefined ? this.#add(jobId) : known
+  }
+
+  #add(jobId: string): number {
+    const j = this.ids.length
+    this.#index.set(jobId, j)
+    this.ids.push(jobId)
+    this.count[j] = 0
+    this.cls[j] = -1
+    return j
+  }
+}
+
+/** The classes and eligibility classes met so far, by their canonical keys. */
+class Classes {
+  readonly list: ShareClass[] = []
+  readonly eligibility: ShareView[] = []
+  readonly #index = new Map<string, number>()
+  readonly #eligIndex = new Map<string, number>()
+
+  /** The class of share `s` of job `j`, numbering it when new. */
+  classOf(s: ShareView, j: number): number {
     // JSON arrays: processor names and tags are any strings, so no separator could be safe.
     const eligKey = JSON.stringify([s.processor, tagsKey(s.requiredTags)])
     const key = JSON.stringify([eligKey, s.memoryBytes ?? 0, s.spread ? s.jobId : null])
-    let k = classIndex.get(key)
+    let k = this.#index.get(key)
     if (k === undefined) {
-      let e = eligIndex.get(eligKey)
+      let e = this.#eligIndex.get(eligKey)
       if (e === undefined) {
-        eligIndex.set(eligKey, (e = eligibility.length))
-        eligibility.push(s)
+        this.#eligIndex.set(eligKey, (e = this.eligibility.length))
+        this.eligibility.push(s)
       }
-      classIndex.set(key, (k = classes.length))
-      classes.push({ elig: e, memoryBytes: s.memoryBytes ?? 0, spreadJob: s.spread ? j : -1 })
+      this.#index.set(key, (k = this.list.length))
+      this.list.push({ elig: e, memoryBytes: s.memoryBytes ?? 0, spreadJob: s.spread ? j : -1 })
     }
-    cls[i] = k
-    jobCls[j] = k
-    jobRep[j] = i
+    return k
   }
-  return { hostOf, jobOf, jobIds, jobCount: jobCount.slice(0, jobIds.length), flags, unitsPerSec, remaining, demand, demandNoise, cls, classes, eligibility, orphans }
 }
 
-function grow(a: Int32Array): Int32Array {
-  const b = new Int32Array(a.length * 2)
-  b.set(a)
-  return b
-}

@@ -26,19 +26,8 @@ interface Cands {
 
 export function mandatory(st: PlanState): void {
   const cands: Cands = { i: [], src: [] }
-  const { flags, cls, classes, hostOf } = st.t
-  const S = hostOf.length
-  // In view order, not host by host: the same candidates in the same order within each host (all
-  // that `bySource` keeps), read from the arrays front to back instead of a cache miss per share.
-  for (let i = 0; i < S; i++) {
-    const h = hostOf[i]!
-    if (h < 0 || flags[i]! & BUSY) continue
-    // A draining host sheds everything (`drain`); a live one what it no longer qualifies for.
-    if (st.live[h] === 0 || !st.qualifies(h, classes[cls[i]!]!.elig)) {
-      cands.i.push(i)
-      cands.src.push(h)
-    }
-  }
+  unfit(st, cands)
+  const { cls, classes } = st.t
   spreadExcess(st, cands)
   memoryPressure(st, cands)
   if (cands.i.length === 0) return
@@ -104,6 +93,25 @@ export function mandatory(st: PlanState): void {
   if (waiting) st.reasons.push(`${waiting} shares that must move (drain/constraint) wait: no eligible host has a free slot and memory`)
   if (budget) st.reasons.push(`${budget} mandatory moves wait for the move budget (maxMovesPerCycle ${st.maxMoves})`)
   if (hostLimit) st.reasons.push(`${hostLimit} mandatory moves wait: source host at maxConcurrentMigrationsPerHost (${st.maxConc})`)
+}
+
+/**
+ * Adds the running shares on a draining host (`drain`) or on a live one they no longer qualify for.
+ * In view order, not host by host: the same candidates in the same order within each host (all
+ * that `bySource` keeps), read from the arrays front to back instead of a cache miss per share.
+ * The loop is alone in its function: see `readShares` in `share-table.ts`.
+ */
+function unfit(st: PlanState, cands: Cands): void {
+  const { flags, cls, classes, hostOf } = st.t
+  const S = hostOf.length
+  for (let i = 0; i < S; i++) {
+    const h = hostOf[i]!
+    if (h < 0 || flags[i]! & BUSY) continue
+    if (st.live[h] === 0 || !st.qualifies(h, classes[cls[i]!]!.elig)) {
+      cands.i.push(i)
+      cands.src.push(h)
+    }
+  }
 }
 
 /**
