@@ -185,7 +185,30 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
   const jobShares = new Map<string, number>()
   for (let j = 0; j < J; j++) jobShares.set(table.jobIds[j]!, table.jobCount[j]!)
 
-  return { hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, orphans: table.orphans }
+  return new Model(hostIndex, table, cores, shoalDemand, load, noise, running, busy, onStart, onList, coreSpeed, speedKnown, jobRate, rateOfJob, rateKnown, jobShares, table.orphans)
+}
+
+/** A class, not an object literal, for the reason `Table` in `share-table.ts` gives. */
+class Model implements LoadModel {
+  constructor(
+    readonly hostIndex: ReadonlyMap<string, number>,
+    readonly table: ShareTable,
+    readonly cores: Float64Array,
+    readonly shoalDemand: Float64Array,
+    readonly load: Float64Array,
+    readonly noise: Float64Array,
+    readonly running: Int32Array,
+    readonly busy: Int32Array,
+    readonly onStart: Int32Array,
+    readonly onList: Int32Array,
+    readonly coreSpeed: Float64Array,
+    readonly speedKnown: Uint8Array,
+    readonly jobRate: ReadonlyMap<string, number>,
+    readonly rateOfJob: Float64Array,
+    readonly rateKnown: Uint8Array,
+    readonly jobShares: ReadonlyMap<string, number>,
+    readonly orphans: number,
+  ) {}
 }
 
 function indexHosts(hosts: readonly HostView[], hostIndex: Map<string, number>, cores: Float64Array): void {

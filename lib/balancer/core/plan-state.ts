@@ -64,8 +64,13 @@ export class PlanState {
   readonly eligibleCounts: Int32Array
   /** Per eligibility class and host: 0 not asked yet, 1 does not qualify, 2 qualifies. */
   readonly qualMemo: (Uint8Array | undefined)[]
-  sum = 0
-  sumSq = 0
+  /**
+   * Σ and Σ² of the live hosts' loads, as the plan so far leaves them, kept in a typed array: as
+   * fields they start as small integers (0) and turn to doubles during the first call, which
+   * changes the object's hidden class and sends every function compiled against the old one
+   * (most of the steps) back to the interpreter in the second call (`--trace-deopt`: "wrong map").
+   */
+  readonly #sums = new Float64Array(2)
   n = 0
   moves = 0
   readonly actions: Action[] = []
@@ -112,12 +117,15 @@ export class PlanState {
     this.used = scratch.uint8('used', S).fill(0)
     const J = this.t.jobIds.length
     this.jobTotal = Int32Array.from(this.t.jobCount)
-    this.spreadCount = new Array<Int32Array | undefined>(J)
+    // Arrays of objects are filled with undefined at birth: a fresh `new Array(n)` is an array of
+    // small integers until its first object arrives, and code compiled after that would meet the
+    // next call's fresh one as an array of another kind and drop back to the interpreter.
+    this.spreadCount = new Array<Int32Array | undefined>(J).fill(undefined)
     this.spreadProbe = new Int32Array(J).fill(-1)
     this.#readSpread()
     const E = this.t.eligibility.length
     this.eligibleCounts = new Int32Array(E).fill(-1)
-    this.qualMemo = new Array<Uint8Array | undefined>(E <= MAX_MEMO_CLASSES ? E : 0)
+    this.qualMemo = new Array<Uint8Array | undefined>(E <= MAX_MEMO_CLASSES ? E : 0).fill(undefined)
   }
 
   // The two loops of the constructor are methods with nothing after the loop: V8 keeps the code it
@@ -133,8 +141,8 @@ export class PlanState {
       this.mem[h] = host.memFreeBytes
       if (!host.draining) {
         const l = this.load[h]!
-        this.sum += l
-        this.sumSq += l * l
+        this.#sums[0]! += l
+        this.#sums[1]! += l * l
         this.n++
         this.initialLoads[host.hostId] = l
         this.initialNoise[host.hostId] = this.m.noise[h]!
@@ -157,6 +165,14 @@ export class PlanState {
         this.spreadJobs.push(j)
       }
     }
+  }
+
+  get sum(): number {
+    return this.#sums[0]!
+  }
+
+  get sumSq(): number {
+    return this.#sums[1]!
   }
 
   spreadCounts(job: number): Int32Array {
@@ -255,8 +271,8 @@ export class PlanState {
     this.load[h] = after
     this.sd[h]! += demand
     if (this.live[h] === 1) {
-      this.sum += after - before
-      this.sumSq += after * after - before * before
+      this.#sums[0]! += after - before
+      this.#sums[1]! += after * after - before * before
     }
   }
 

@@ -112,7 +112,8 @@ export function noiseOf(x: number | undefined): number {
  * come from `scratch`: a fresh one by default, the caller's to reuse them across calls.
  */
 export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string, number>, scratch: Scratch = new Scratch()): ShareTable {
-  const S = view.shares.length
+  const shares = view.shares
+  const S = shares.length
   // Every array below is written for every share before it is read.
   const cols: Columns = {
     hostOf: scratch.int32('hostOf', S).fill(-1),
@@ -122,13 +123,44 @@ export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string
     remaining: scratch.float64('remaining', S),
     demand: scratch.float64('demand', S),
     demandNoise: scratch.float64('demandNoise', S),
-    cls: scratch.int32('cls', S),
+    repOf: scratch.int32('repOf', S),
+    reps: scratch.int32('reps', S),
+    orphans: new Int32Array(1),
   }
-  const jobs = new Jobs(scratch, S)
+  // The per-job arrays are borrowed at the size of the view (no more jobs than shares), so numbering
+  // a job never grows one.
+  const jobs: Jobs = { index: new Map(), ids: [], count: scratch.int32('job.count', S), rep: scratch.int32('job.rep', S) }
+  const nReps = readShares(shares, hostIndex, cols, jobs)
+  const cls = scratch.int32('cls', S)
   const classes = new Classes()
-  const orphans = readShares(view.shares, hostIndex, cols, jobs, classes)
-  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, cls } = cols
-  return { hostOf, jobOf, jobIds: jobs.ids, jobCount: jobs.count.slice(0, jobs.ids.length), flags, unitsPerSec, remaining, demand, demandNoise, cls, classes: classes.list, eligibility: classes.eligibility, orphans }
+  classify(shares, cols, nReps, classes, cls)
+  resolve(cols.repOf, cls)
+  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise } = cols
+  return new Table(hostOf, jobOf, jobs.ids, jobs.count.slice(0, jobs.ids.length), flags, unitsPerSec, remaining, demand, demandNoise, cls, classes.list, classes.eligibility, cols.orphans[0]!)
+}
+
+/**
+ * The table as a class rather than an object literal: each call's literal, built again from the
+ * same spot, invalidated the code compiled in the first call against the first one (V8 treats a
+ * literal's fields as constant until the next one is built: `--trace-deopt` showed placement's
+ * functions dropped as "code dependencies" the moment the second call's table was made).
+ */
+class Table implements ShareTable {
+  constructor(
+    readonly hostOf: Int32Array,
+    readonly jobOf: Int32Array,
+    readonly jobIds: readonly string[],
+    readonly jobCount: Int32Array,
+    readonly flags: Uint8Array,
+    readonly unitsPerSec: Float64Array,
+    readonly remaining: Float64Array,
+    readonly demand: Float64Array,
+    readonly demandNoise: Float64Array,
+    readonly cls: Int32Array,
+    readonly classes: readonly ShareClass[],
+    readonly eligibility: readonly ShareView[],
+    readonly orphans: number,
+  ) {}
 }
 
 /** The per-share arrays `readShares` fills. */
@@ -140,22 +172,39 @@ interface Columns {
   remaining: Float64Array
   demand: Float64Array
   demandNoise: Float64Array
-  cls: Int32Array
+  /** Per share: the share its class is taken from (its job's representative when it matched, else itself). */
+  repOf: Int32Array
+  /** The representatives in view order: the shares whose class must be worked out. */
+  reps: Int32Array
+  /** [0]: running shares whose host is not in the view. */
+  orphans: Int32Array
+}
+
+/** Jobs numbered in order of first appearance, their share counts, and the representative their shares are compared with (−1: none yet). */
+interface Jobs {
+  index: Map<string, number>
+  ids: string[]
+  count: Int32Array
+  rep: Int32Array
 }
 
 /**
- * The one pass over the share objects, alone in its function: V8 compiles a long loop while it
- * runs the first time (on-stack replacement) and keeps that code for later calls, so any code after
- * the loop in the same function, which had not run yet, would be compiled blind and send every one
- * of the next few calls back to the interpreter at that point (issue 12: `--trace-deopt` showed the
- * load model deoptimising at the same places in calls 1–4, each of those calls 2–10 × slower). So
- * nothing after the loop here needs type feedback, and the rare paths (a new job, a new class)
- * are methods of their own. Returns the number of orphans.
+ * The one pass over the share objects; returns how many representatives it listed. Alone in its
+ * function: V8 compiles a long loop while it runs the first time (on-stack replacement) and keeps
+ * that code for the next calls, so code after the loop, which had not run yet, would be compiled
+ * blind and send the next few calls back to the interpreter there (issue 12: `--trace-deopt`
+ * showed the load model deoptimising at the same places in calls 1–4, each 2–10 × slower). For
+ * the same reason the loop calls no helper with a branch of its own that is rarely taken — such a
+ * branch has no type feedback when the loop is compiled, and the first share to take it in the
+ * next call sends the whole rest of the loop to the interpreter: a new job is numbered in the loop
+ * itself, and a share that does not match its job's representative (a new class, usually) is only
+ * listed, its class worked out after the loop (`classify`).
  */
-function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string, number>, cols: Columns, jobs: Jobs, classes: Classes): number {
-  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, cls } = cols
+function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string, number>, cols: Columns, jobs: Jobs): number {
+  const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, repOf, reps, orphans } = cols
+  const { index: jobIndex, ids: jobIds, count: jobCount, rep: jobRep } = jobs
   const S = shares.length
-  let orphans = 0
+  let nReps = 0
   let lastJobId: string | undefined
   let lastJob = -1
   for (let i = 0; i < S; i++) {
@@ -163,12 +212,19 @@ function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string,
     let j: number
     if (s.jobId === lastJobId) j = lastJob
     else {
-      j = jobs.indexOf(s.jobId)
+      const known = jobIndex.get(s.jobId)
+      if (known === undefined) {
+        j = jobIds.length
+        jobIndex.set(s.jobId, j)
+        jobIds.push(s.jobId)
+        jobCount[j] = 0
+        jobRep[j] = -1
+      } else j = known
       lastJobId = s.jobId
       lastJob = j
     }
     jobOf[i] = j
-    jobs.count[j]! += 1
+    jobCount[j]! += 1
     let f = 0
     if (s.status === 'pending') f |= PENDING
     if (s.busy) f |= BUSY
@@ -181,57 +237,35 @@ function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string,
     demandNoise[i] = noiseOf(s.cpuDemandNoise)
     if (s.status === 'running' && s.host !== null) {
       const h = hostIndex.get(s.host)
-      if (h === undefined) orphans++
+      if (h === undefined) orphans[0]! += 1
       else hostOf[i] = h
     }
-    // The class: the job's last one when this share matches its representative field by field.
-    const c = jobs.cls[j]!
-    const rep = c >= 0 ? shares[jobs.rep[j]!]! : undefined
+    // The class: the job's representative's when this share matches it field by field.
+    const r = jobRep[j]!
+    const rep = r >= 0 ? shares[r]! : undefined
     if (rep && rep.processor === s.processor && sameTags(rep.requiredTags, s.requiredTags) && rep.memoryBytes === s.memoryBytes && rep.spread === s.spread) {
-      cls[i] = c
+      repOf[i] = r
       continue
     }
-    const k = classes.classOf(s, j)
-    cls[i] = k
-    jobs.cls[j] = k
-    jobs.rep[j] = i
+    jobRep[j] = i
+    repOf[i] = i
+    reps[nReps++] = i
   }
-  return orphans
+  return nReps
 }
 
-/**
- * Jobs numbered in order of first appearance, with their share counts and the class their shares
- * last had. The per-job arrays are borrowed at the size of the view (no job more than shares), so
- * numbering a job never grows an array: a path taken once in a while inside the loop is one that
- * compiled code meets without type feedback.
- */
-class Jobs {
-  readonly #index = new Map<string, number>()
-  readonly ids: string[] = []
-  readonly count: Int32Array
-  /** Per job: its last class (−1: none yet) and the share that set it (the representative its shares are compared with). */
-  readonly cls: Int32Array
-  readonly rep: Int32Array
-
-  constructor(scratch: Scratch, shares: number) {
-    this.count = scratch.int32('job.count', shares)
-    this.cls = scratch.int32('job.cls', shares)
-    this.rep = scratch.int32('job.rep', shares)
+/** The class of each representative, numbered in view order as met (as when they were worked out in the loop). */
+function classify(shares: readonly ShareView[], cols: Columns, nReps: number, classes: Classes, cls: Int32Array): void {
+  const { reps, jobOf } = cols
+  for (let x = 0; x < nReps; x++) {
+    const r = reps[x]!
+    cls[r] = classes.classOf(shares[r]!, jobOf[r]!)
   }
+}
 
-  indexOf(jobId: string): number {
-    const known = this.#index.get(jobId)
-    return known === undefined ? this.#add(jobId) : known
-  }
-
-  #add(jobId: string): number {
-    const j = this.ids.length
-    this.#index.set(jobId, j)
-    this.ids.push(jobId)
-    this.count[j] = 0
-    this.cls[j] = -1
-    return j
-  }
+/** Every share takes its representative's class. */
+function resolve(repOf: Int32Array, cls: Int32Array): void {
+  for (let i = 0; i < repOf.length; i++) cls[i] = cls[repOf[i]!]!
 }
 
 /** The classes and eligibility classes met so far, by their canonical keys. */

@@ -59,7 +59,8 @@ export class Homes {
     this.#st = st
     const C = st.t.classes.length
     this.#mode = new Uint8Array(C)
-    this.#lazy = new Array<HostHeap | undefined>(C)
+    // Filled at birth, so every call's array is of one kind (see `PlanState.spreadCount`).
+    this.#lazy = new Array<HostHeap | undefined>(C).fill(undefined)
     this.#full = new Uint8Array(C)
     this.#groups = buildGroups(st)
   }
@@ -268,12 +269,15 @@ function buildGroups(st: PlanState): Groups | undefined {
     members[g]!.push(h)
   }
   const pos = new Int32Array(H).fill(-1)
-  const heaps = members.map((hs) => {
+  // Pushed, not `members.map(…)`: map's result is an array of another kind when it runs compiled,
+  // and code that read the first calls' arrays would drop back to the interpreter on it.
+  const heaps: IndexedHostHeap[] = []
+  for (const hs of members) {
     const heap = new IndexedHostHeap(pos, hs.length)
     for (const h of hs) heap.push(h, plainKeyA(st, h), keyB(st, h), st.rank[h]!)
-    return heap
-  })
-  const of = new Array<number[] | undefined>(st.t.eligibility.length)
+    heaps.push(heap)
+  }
+  const of = new Array<number[] | undefined>(st.t.eligibility.length).fill(undefined)
   need.forEach((e, b) => {
     const gs: number[] = []
     masks.forEach((mask, g) => {

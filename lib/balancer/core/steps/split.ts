@@ -47,7 +47,7 @@ export function split(st: PlanState): void {
   const cRate = st.scratch.float64('split.rate', N)
   const cRem = st.scratch.float64('split.rem', N)
   const longer = (a: number, b: number): boolean => cRem[a]! > cRem[b]! || (cRem[a] === cRem[b] && cmpId(st.shares[cI[a]!]!, st.shares[cI[b]!]!) < 0)
-  const byJob: (number[] | undefined)[] = new Array(st.t.jobIds.length)
+  const byJob: (number[] | undefined)[] = new Array(st.t.jobIds.length).fill(undefined)
   const jobOrder: number[] = []
   let n = 0
   let unknownRate = 0
