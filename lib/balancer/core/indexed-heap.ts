@@ -19,8 +19,6 @@ export class IndexedHostHeap {
   /** Position of each host, shared by heaps that never hold the same host; −1 when absent. */
   readonly #pos: Int32Array
   #n = 0
-  /** The frontier of `firstZero`: positions, as a small heap of their own. */
-  #aux = new Int32Array(0)
 
   /** An empty heap for at most `capacity` hosts; `pos` (one slot per host, all −1) may be shared. */
   constructor(pos: Int32Array, capacity: number) {
@@ -81,13 +79,12 @@ export class IndexedHostHeap {
   /**
    * The first host in key order whose `counts` entry is 0, without changing the heap: −1 when there
    * is none, OVER_BUDGET after looking at `budget` hosts that have a count. A best-first walk: the
-   * frontier holds the children of the hosts passed over, so it costs O(hosts passed × log).
+   * frontier (`aux`, room for at least budget + 2 positions) holds the children of the hosts passed
+   * over, so it costs O(hosts passed × log).
    */
-  firstZero(counts: Int32Array, budget: number): number {
+  firstZero(counts: Int32Array, budget: number, aux: Int32Array): number {
     const n = this.#n
     if (n === 0) return -1
-    if (this.#aux.length < budget + 3) this.#aux = new Int32Array(budget + 3)
-    const aux = this.#aux
     const k = this.#k
     aux[0] = 0
     let m = 1
