@@ -159,6 +159,9 @@ function spreadExcess(st: PlanState, cands: Cands): void {
   const byHost = countingSort(st.spreadShares, st.H, (i) => hostOf[i]!)
   const list = countingSort(byHost, st.spreadJobs.length, (i) => slot[jobOf[i]!]!)
   const group: number[] = []
+  // Made once, not per group: a closure made in a loop is an allocation per pass (and under tsx, which
+  // names every function it makes, a property definition too).
+  const cheaper = (a: number, b: number) => st.shares[a]!.checkpointBytes - st.shares[b]!.checkpointBytes || (st.shares[a]!.shareId < st.shares[b]!.shareId ? -1 : 1)
   for (let x = 0; x < list.length; ) {
     const j = jobOf[list[x]!]!
     const h = hostOf[list[x]!]!
@@ -176,7 +179,6 @@ function spreadExcess(st: PlanState, cands: Cands): void {
     // Most groups hold one or two shares, and a call to sort costs more than the sorting: by hand
     // for two (the second goes first only when it compares below the first, as V8's insertion sort
     // of a short array decides).
-    const cheaper = (a: number, b: number) => st.shares[a]!.checkpointBytes - st.shares[b]!.checkpointBytes || (st.shares[a]!.shareId < st.shares[b]!.shareId ? -1 : 1)
     if (group.length === 2) {
       if (cheaper(group[1]!, group[0]!) < 0) group.reverse()
     } else if (group.length > 2) group.sort(cheaper)
