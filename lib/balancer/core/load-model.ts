@@ -170,8 +170,8 @@ export function buildLoadModel(view: ClusterView, scratch: Scratch = new Scratch
   // the figures are the same to the last bit), but from copies grouped by job and by host: a sum
   // then runs in a register over consecutive memory instead of read-modify-writes scattered over
   // `rate` and `kSum` (the fit is 20 passes over every measured share: 20 million steps at 1,000,000).
-  const byJob = groupMeasured(scratch, 'job', M, J, measured.job, measured.host, measured.u)
-  const byHost = groupMeasured(scratch, 'host', M, H, measured.host, measured.job, measured.u)
+  const byJob = groupMeasured(scratch, 'job', M, jN, measured.job, measured.host, measured.u)
+  const byHost = groupMeasured(scratch, 'host', M, kN, measured.host, measured.job, measured.u)
   const rate = new Float64Array(J)
   fitSpeeds(measuredJobs, jN, byJob, kN, byHost, rate, coreSpeed)
   const rateOfJob = new Float64Array(J)
@@ -330,11 +330,12 @@ interface Grouped {
 
 /**
  * The measured shares (`key`, `other`, `u` per share, in view order) regrouped by `key` from 0 to
- * `keys` − 1, view order kept within a group.
+ * `count.length` − 1 (`count`: how many shares each key has), view order kept within a group.
  */
-function groupMeasured(scratch: Scratch, name: string, M: number, keys: number, key: Int32Array, other: Int32Array, u: Float64Array): Grouped {
+function groupMeasured(scratch: Scratch, name: string, M: number, count: Int32Array, key: Int32Array, other: Int32Array, u: Float64Array): Grouped {
+  const keys = count.length
   const start = new Int32Array(keys + 1)
-  countKeys(key, M, start, 1)
+  start.set(count, 1)
   accumulate(start)
   const g: Grouped = { start, other: scratch.int32(`fit.${name}.other`, M), u: scratch.float64(`fit.${name}.u`, M) }
   scatter(M, key, other, u, start.slice(0, keys), g)
