@@ -16,6 +16,8 @@
 import type { ClusterView, ShareView } from './cluster-view.ts'
 import { Scratch } from './scratch.ts'
 
+const JOB_CACHE_MASK = 1023
+
 /** `flags` bits. */
 export const PENDING = 1
 export const BUSY = 2
@@ -204,23 +206,35 @@ function readShares(shares: readonly ShareView[], hostIndex: ReadonlyMap<string,
   const { hostOf, jobOf, flags, unitsPerSec, remaining, demand, demandNoise, repOf, reps, orphans } = cols
   const { index: jobIndex, ids: jobIds, count: jobCount, rep: jobRep } = jobs
   const S = shares.length
+  const cacheIds = new Array<string | undefined>(JOB_CACHE_MASK + 1).fill(undefined)
+  const cacheJob = new Int32Array(JOB_CACHE_MASK + 1)
   let nReps = 0
   let lastJobId: string | undefined
   let lastJob = -1
   for (let i = 0; i < S; i++) {
     const s = shares[i]!
     let j: number
-    if (s.jobId === lastJobId) j = lastJob
+    const id = s.jobId
+    if (id === lastJobId) j = lastJob
     else {
-      const known = jobIndex.get(s.jobId)
-      if (known === undefined) {
-        j = jobIds.length
-        jobIndex.set(s.jobId, j)
-        jobIds.push(s.jobId)
-        jobCount[j] = 0
-        jobRep[j] = -1
-      } else j = known
-      lastJobId = s.jobId
+      // A small cache before the Map, by the id's length and last two characters, checked with
+      // ===: a Map lookup costs ~35 ns a share when jobs are interleaved in the view.
+      const n = id.length
+      const slot = (n > 1 ? n * 961 + id.charCodeAt(n - 1) * 31 + id.charCodeAt(n - 2) : n) & JOB_CACHE_MASK
+      if (cacheIds[slot] === id) j = cacheJob[slot]!
+      else {
+        const known = jobIndex.get(id)
+        if (known === undefined) {
+          j = jobIds.length
+          jobIndex.set(id, j)
+          jobIds.push(id)
+          jobCount[j] = 0
+          jobRep[j] = -1
+        } else j = known
+        cacheIds[slot] = id
+        cacheJob[slot] = j
+      }
+      lastJobId = id
       lastJob = j
     }
     jobOf[i] = j
