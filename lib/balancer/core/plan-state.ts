@@ -11,6 +11,7 @@
  * Must never import NATS, timers or the clock, nor call Math.random.
  */
 
+import { objectArray } from './arrays.ts'
 import type { Action, ClusterView, HostView, Knobs, MoveReason, ShareView } from './cluster-view.ts'
 import { qualifies, spreadCap } from './eligibility.ts'
 import { buildLoadModel, contention, estimateRate, stdDev, type LoadModel } from './load-model.ts'
@@ -73,7 +74,7 @@ export class PlanState {
   readonly #sums = new Float64Array(2)
   n = 0
   moves = 0
-  readonly actions: Action[] = []
+  readonly actions: Action[] = objectArray<Action>()
   readonly reasons: string[] = []
   readonly waiting: Record<string, string> = {}
   readonly initialLoads: Record<string, number> = {}

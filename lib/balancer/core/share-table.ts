@@ -13,6 +13,7 @@
  * Must never import NATS, timers or the clock; never changes the view.
  */
 
+import { objectArray } from './arrays.ts'
 import type { ClusterView, ShareView } from './cluster-view.ts'
 import { Scratch } from './scratch.ts'
 
@@ -35,6 +36,12 @@ export interface ShareClass {
   readonly spreadJob: number
 }
 
+/** What `qualifies` checks a host against: a processor and the tags a job requires. */
+export interface EligibilityClass {
+  readonly processor: string
+  readonly requiredTags?: Readonly<Record<string, string>> | undefined
+}
+
 export interface ShareTable {
   /** Host index of a running share whose host is in the view; −1 otherwise (pending, orphan). */
   readonly hostOf: Int32Array
@@ -55,8 +62,8 @@ export interface ShareTable {
   /** Class index per share (`classes`). */
   readonly cls: Int32Array
   readonly classes: readonly ShareClass[]
-  /** One share of each eligibility class: its processor and tags are the class's. */
-  readonly eligibility: readonly ShareView[]
+  /** Each eligibility class's processor and required tags. */
+  readonly eligibility: readonly EligibilityClass[]
   /** Running shares whose host is not in the view. */
   readonly orphans: number
 }
@@ -131,7 +138,7 @@ export function buildShareTable(view: ClusterView, hostIndex: ReadonlyMap<string
   }
   // The per-job arrays are borrowed at the size of the view (no more jobs than shares), so numbering
   // a job never grows one.
-  const jobs: Jobs = { index: new Map(), ids: [], count: scratch.int32('job.count', S), rep: scratch.int32('job.rep', S) }
+  const jobs: Jobs = { index: new Map(), ids: objectArray<string>(), count: scratch.int32('job.count', S), rep: scratch.int32('job.rep', S) }
   const nReps = readShares(shares, hostIndex, cols, jobs)
   const cls = scratch.int32('cls', S)
   const classes = new Classes()
@@ -160,7 +167,7 @@ class Table implements ShareTable {
     readonly demandNoise: Float64Array,
     readonly cls: Int32Array,
     readonly classes: readonly ShareClass[],
-    readonly eligibility: readonly ShareView[],
+    readonly eligibility: readonly EligibilityClass[],
     readonly orphans: number,
   ) {}
 }
@@ -282,10 +289,31 @@ function resolve(repOf: Int32Array, cls: Int32Array): void {
   for (let i = 0; i < repOf.length; i++) cls[i] = cls[repOf[i]!]!
 }
 
+/**
+ * A class and an eligibility class as objects of their own rather than object literals or the
+ * share that first had them: code that reads them (`qualifies` in every step) then sees one shape
+ * in every call, whatever the view's share objects look like (a view of another shape used to
+ * send it back to the interpreter: "wrong map").
+ */
+class Klass implements ShareClass {
+  constructor(
+    readonly elig: number,
+    readonly memoryBytes: number,
+    readonly spreadJob: number,
+  ) {}
+}
+
+class Eligibility implements EligibilityClass {
+  constructor(
+    readonly processor: string,
+    readonly requiredTags: Readonly<Record<string, string>> | undefined,
+  ) {}
+}
+
 /** The classes and eligibility classes met so far, by their canonical keys. */
 class Classes {
   readonly list: ShareClass[] = []
-  readonly eligibility: ShareView[] = []
+  readonly eligibility: EligibilityClass[] = []
   readonly #index = new Map<string, number>()
   readonly #eligIndex = new Map<string, number>()
 
@@ -299,10 +327,10 @@ class Classes {
       let e = this.#eligIndex.get(eligKey)
       if (e === undefined) {
         this.#eligIndex.set(eligKey, (e = this.eligibility.length))
-        this.eligibility.push(s)
+        this.eligibility.push(new Eligibility(s.processor, s.requiredTags))
       }
       this.#index.set(key, (k = this.list.length))
-      this.list.push({ elig: e, memoryBytes: s.memoryBytes ?? 0, spreadJob: s.spread ? j : -1 })
+      this.list.push(new Klass(e, s.memoryBytes ?? 0, s.spread ? j : -1))
     }
     return k
   }
