@@ -17,6 +17,7 @@ import { objectArray } from './arrays.ts'
 import type { ClusterView, ShareView } from './cluster-view.ts'
 import { Scratch } from './scratch.ts'
 
+/** Slots − 1 of the job-id cache `readShares` checks before its Map (a power of two less one). */
 const JOB_CACHE_MASK = 1023
 
 /** `flags` bits. */
