@@ -79,7 +79,9 @@ export class AckedPublisher {
    * resolves with its stream sequence (the key's new revision).
    */
   publish(subject: string, data: Uint8Array, expectLast: number): Promise<number> {
-    if (this.#closed) return Promise.reject(new ShoalError('E_UNAVAILABLE', 'the NATS connection is closed'))
+    // Closed (the connection, or only its subscription: a permission refused, say): the library's
+    // own requests may still get through, so the caller goes that way, never stuck on this one.
+    if (this.#closed) return Promise.reject(new JsRefused('the acknowledged-publish path is closed'))
     const token = (++this.#next).toString(36)
     const h = natsHeaders()
     h.set('Nats-Expected-Last-Subject-Sequence', String(expectLast))

@@ -111,4 +111,11 @@ describe('acknowledged publishes for record writes', function () {
     expect((e as ShoalError).code).to.equal('E_UNAVAILABLE')
     expect(p.waiting).to.equal(0)
   })
+
+  it('sends writes through the library once its own path is closed, so a refused subscription never stops the writer', async () => {
+    const p = new AckedPublisher(nc, 2_000)
+    p.close(new Error('subscription refused'))
+    const e = await p.publish(`$KV.${shares.name}.j8-s0`, bytes('x'), 0).catch((err: unknown) => err)
+    expect((e as Error).name).to.equal('JsRefused')
+  })
 })
