@@ -44,7 +44,10 @@ export class BalancerProcess {
     cluster: string,
   ) {
     this.child = spawnShoal(['balancer', '--id', id, '--metrics-port', '0'], {
-      env: { ...process.env, SHOAL_NATS_URL: natsUrl, SHOAL_CLUSTER: cluster, SHOAL_LOG_LEVEL: 'info' },
+      // Finished jobs held in memory for a day, not the default 5 minutes: the figures
+      // (heartbeat cost with 100,000 finished shares held, recovery of 100,000 records) are about
+      // a balancer that holds its history, which the default would let it shed within minutes.
+      env: { ...process.env, SHOAL_NATS_URL: natsUrl, SHOAL_CLUSTER: cluster, SHOAL_LOG_LEVEL: 'info', SHOAL_JOBS_RETAIN_MS: '86400000' },
       stdio: ['ignore', 'ignore', 'pipe'],
       nodeArgs: benchNodeArgs(),
     })

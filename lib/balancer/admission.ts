@@ -12,7 +12,7 @@ import type { BalancerContext } from './context.ts'
 import { splitRange } from './core/split-range.ts'
 import { newPendingShare } from './ledger.ts'
 import type { Records } from './records.ts'
-import type { JobRecord } from './store.ts'
+import type { JobRecord, ShareRecord } from './store.ts'
 import { submissionDiffers } from './submission.ts'
 
 export class Admission {
@@ -58,13 +58,15 @@ export class Admission {
       break
     }
     const existing = this.ctx.ledger.job(m.jobId)
-    if (existing) {
-      const job = mine(existing)
-      const differs = submissionDiffers(job, m)
-      if (differs.length) {
-        throw new ShoalError('E_JOB_EXISTS', `job ${m.jobId} exists with another ${differs.join(', ')}: submit it again exactly as before to follow it, or choose another job id`, { details: { jobId: m.jobId, differs } })
-      }
-      return this.records.summary(job, Date.now(), false)
+    if (existing) return this.same(m, mine(existing))
+    if (this.records.archive.has(m.jobId)) {
+      // Finished and out of memory, its records kept: the same job, read back from them.
+      const archived = await this.records.archived(m.jobId)
+      if (archived) return this.same(m, mine(archived.job), archived.shares)
+      // Its record is gone (deleted by hand): the id is free, and nothing of the old job may be
+      // deleted later under it. A check again, as the read above awaited.
+      this.records.archive.delete(m.jobId)
+      return this.submit(m, owner, mine)
     }
     const admission = this.admit(m, owner)
     this.#admitting.set(m.jobId, admission)
@@ -73,6 +75,15 @@ export class Admission {
     } finally {
       if (this.#admitting.get(m.jobId) === admission) this.#admitting.delete(m.jobId)
     }
+  }
+
+  /** A submission of an existing job's id: that job when it says the same, else E_JOB_EXISTS. */
+  private same(m: Submit, job: JobRecord, shares?: readonly ShareRecord[]): JobSummary {
+    const differs = submissionDiffers(job, m)
+    if (differs.length) {
+      throw new ShoalError('E_JOB_EXISTS', `job ${m.jobId} exists with another ${differs.join(', ')}: submit it again exactly as before to follow it, or choose another job id`, { details: { jobId: m.jobId, differs } })
+    }
+    return this.records.summary(job, Date.now(), false, shares)
   }
 
   private async admit(m: Submit, owner: string): Promise<JobSummary> {

@@ -19,7 +19,7 @@ import { isLiveKey, LIVE_KEYS, liveSettings, type SettingChange } from './live-s
 import { mayActOn } from './ownership.ts'
 import type { Records } from './records.ts'
 import { fitStatus } from './status-fit.ts'
-import type { JobRecord } from './store.ts'
+import type { JobRecord, ShareRecord } from './store.ts'
 import { hostSummary } from './summaries.ts'
 
 /** API requests a balancer answers from memory even while its lease is unconfirmed. */
@@ -68,11 +68,16 @@ export class Api {
     return this.onApi(r, identity)
   }
 
-  /** The job `jobId`, if `identity` may see and act on it. */
-  private jobFor(jobId: string, identity: string, op: ApiOp): JobRecord {
+  /**
+   * The job `jobId`, if `identity` may see and act on it: from memory, or read back from its
+   * records when it finished longer than jobs.retainMs ago (then with those records' shares).
+   */
+  private async jobFor(jobId: string, identity: string, op: ApiOp): Promise<{ job: JobRecord; shares?: ShareRecord[] }> {
     const job = this.ctx.ledger.job(jobId)
-    if (!job) throw new ShoalError('E_NO_SUCH_JOB', `no job ${jobId}`)
-    return this.mine(job, identity, op)
+    if (job) return { job: this.mine(job, identity, op) }
+    const archived = await this.parts.records.archived(jobId)
+    if (!archived) throw new ShoalError('E_NO_SUCH_JOB', `no job ${jobId}`)
+    return { job: this.mine(archived.job, identity, op), shares: archived.shares }
   }
 
   private mine(job: JobRecord, identity: string, op: ApiOp): JobRecord {
@@ -93,13 +98,13 @@ export class Api {
       case 'submit':
         return { v: V, t: 'job', job: await this.parts.admission.submit(r, identity, (job) => this.mine(job, identity, 'submit')) }
       case 'cancel': {
-        const job = this.jobFor(r.jobId, identity, 'cancel')
+        const { job, shares } = await this.jobFor(r.jobId, identity, 'cancel')
         if (!isFinal(job.state)) await this.parts.completion.finishJob(job, 'cancelled', {})
-        return { v: V, t: 'job', job: records.summary(job, now, false) }
+        return { v: V, t: 'job', job: records.summary(job, now, false, shares) }
       }
       case 'job': {
-        const job = this.jobFor(r.jobId, identity, 'job')
-        return { v: V, t: 'job', job: records.summary(job, now, r.withShares ?? false) }
+        const { job, shares } = await this.jobFor(r.jobId, identity, 'job')
+        return { v: V, t: 'job', job: records.summary(job, now, r.withShares ?? false, shares) }
       }
       case 'status':
         return this.status(identity, r.hostsAfter, now)

@@ -32,6 +32,7 @@ import { Membership } from '../pool/membership.ts'
 import type { BalancerMetrics, BalancerState } from '../metrics/balancer-metrics.ts'
 import { Admission } from './admission.ts'
 import { Api, type LeadershipView } from './api.ts'
+import { recordRetention } from './archive.ts'
 import { Assigner } from './apply/assign.ts'
 import { AssignSender } from './apply/assign-sender.ts'
 import { Migrator } from './apply/migrate.ts'
@@ -317,8 +318,13 @@ export class Balancer {
       setInterval(() => {
         if (!this.lazyShares()) this.admission.materialize()
       }, MATERIALIZE_EVERY_MS),
-      // Finished jobs past jobs.retainMs: a tenth of the retention late at most, never more than a minute.
-      setInterval(() => this.completion.forgetExpired(Date.now(), (jobId) => this.admission.admitting(jobId)), Math.min(60_000, Math.max(100, Math.floor(this.config.jobs.retainMs / 10)))),
+      // Finished jobs past jobs.retainMs leave memory, and their records past jobs.recordRetainMs
+      // the store: a tenth of the shorter retention late at most, never more than a minute.
+      setInterval(() => {
+        const now = Date.now()
+        this.completion.forgetExpired(now, (jobId) => this.admission.admitting(jobId))
+        if (this.acting()) this.records.sweep(now, recordRetention(this.config.jobs))
+      }, Math.min(60_000, Math.max(100, Math.floor(this.config.jobs.retainMs / 10)))),
     )
     this.cycleTimer = setInterval(() => this.passes.cycle(), this.config.balancer.intervalMs)
     this.passes.kick()

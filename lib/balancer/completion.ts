@@ -1,7 +1,7 @@
 /**
  * How jobs end: a job whose shares are all done is completed with their results merged (by a host
  * that has the processor: the balancer never loads processor code); a failed or cancelled job has
- * its open shares cancelled and dropped; a finished job past `jobs.retainMs` is forgotten.
+ * its open shares cancelled and dropped; a finished job past `jobs.retainMs` leaves memory.
  */
 
 import { ShoalError, toWire } from '../errors.ts'
@@ -118,17 +118,17 @@ export class Completion {
   }
 
   /**
-   * Forgets finished jobs older than jobs.retainMs: out of memory, and their job and share records
-   * out of the store (deleted by compare-and-set, so a record another term rewrote stays). The id
-   * is free again once the job record is deleted. `admitting` says a job is still being admitted.
+   * Finished jobs older than jobs.retainMs leave memory; their records stay for
+   * jobs.recordRetainMs (records.ts `retire`). `admitting` says a job is still being admitted.
    */
   forgetExpired(now: number, admitting: (jobId: string) => boolean): void {
     if (!this.ctx.acting()) return
     for (const jobId of expiredJobs(this.ctx.ledger.allJobs(), now, this.ctx.config().jobs.retainMs)) {
       if (this.#merging.has(jobId) || admitting(jobId)) continue
+      const job = this.ctx.ledger.job(jobId)!
       const shares = this.ctx.ledger.forget(jobId)
       for (const s of shares) this.ctx.tracking.forgetShare(s.shareId)
-      this.records.forgetJob(jobId, shares)
+      this.records.retire(job, shares)
     }
   }
 }

@@ -93,6 +93,14 @@ export class RecordWriter {
     this.revisions.set(key, revision)
   }
 
+  /**
+   * Stops remembering the key's revision (a finished job's records that left memory): a later
+   * remove reads it first, a later put learns it from the conflict.
+   */
+  forget(key: string): void {
+    this.revisions.delete(key)
+  }
+
   /** How many keys have a known revision (recovery compares it with the records it read). */
   get knownCount(): number {
     return this.revisions.size
@@ -122,8 +130,9 @@ export class RecordWriter {
 
   /**
    * Deletes the key once the writes queued before are done (a put after it writes the key anew).
-   * Fenced like a write: a compare-and-set on the revision this writer knows, so a key another
-   * term rewrote meanwhile is never deleted by a deposed leader. Resolves once deleted (or absent).
+   * Fenced like a write: a compare-and-set on the revision this writer knows (read first when it
+   * knows none), so a key another term rewrote meanwhile is never deleted by a deposed leader.
+   * Resolves once deleted (or absent).
    */
   remove(key: string): Promise<void> {
     return this.put(key, REMOVED)
@@ -155,16 +164,21 @@ export class RecordWriter {
       const rev = this.revisions.get(key) ?? 0
       try {
         if (rec === REMOVED) {
+          // A key whose revision this writer never knew or forgot: read it (and check its term).
+          if (!this.revisions.has(key)) await this.resolveConflict(key, term)
+          const known = this.revisions.get(key) ?? 0
           // Absent already (as far as this term knows): nothing to delete. Once deleted, the next
-          // write creates the key again (JetStream's create accepts a deleted key).
-          if (rev !== 0) await this.kv.remove(key, rev)
-          this.revisions.set(key, 0)
+          // write creates the key again (JetStream's create accepts a deleted key). The revision
+          // is not kept: a bucket's deleted keys would otherwise stay in memory for ever.
+          if (known !== 0) await this.kv.remove(key, known)
+          this.revisions.delete(key)
           return
         }
         const next = rev === 0 ? await this.kv.create(key, this.encode({ ...rec, term })) : await this.kv.update(key, this.encode({ ...rec, term }), rev)
         this.revisions.set(key, next)
         return
       } catch (e) {
+        if (e instanceof ShoalError && e.code === 'E_NOT_LEADER') throw e // the read before a delete found a newer term
         if (e instanceof RevisionConflict) {
           const resolved = await this.resolveConflict(key, term).catch((err: unknown) => err)
           if (resolved === true) continue // the revision is current now: write again at once

@@ -1,11 +1,13 @@
 /**
  * Durable records and what clients see of them: share, job and host records written through the
  * term's store, checkpoints through the per-host journal, state objects dropped once nothing refers
- * to them, and job events published (with progress, at most when it changed).
+ * to them, job events published (with progress, at most when it changed), and finished jobs that
+ * left memory read back from their records until those are deleted (archive.ts).
  */
 
 import type { CheckpointMsg } from '../protocol/messages.ts'
 import { PROTOCOL_VERSION as V } from '../protocol/messages.ts'
+import { Archive, shareIdsOf } from './archive.ts'
 import type { BlobProxy } from './blob-proxy.ts'
 import type { CheckpointJournal, JournalEntry } from './checkpoint-journal.ts'
 import type { BalancerContext } from './context.ts'
@@ -16,6 +18,8 @@ import { jobSummary } from './summaries.ts'
 export class Records {
   /** The units done last published per job, so unchanged progress is not published again. */
   readonly #lastProgress = new Map<string, number>()
+  /** Finished jobs out of memory whose records are kept (jobs.recordRetainMs). */
+  readonly archive = new Archive()
   /** Forgotten jobs whose records are still being deleted: their ids are not free yet. */
   readonly #forgetting = new Map<string, Promise<void>>()
 
@@ -56,9 +60,9 @@ export class Records {
     this.store.deleteState(name).catch(() => undefined) // best effort, never rejects
   }
 
-  /** A job as clients see it, with its shares' live positions. */
-  summary(job: JobRecord, now: number, withShares: boolean) {
-    return jobSummary(job, this.ctx.ledger.sharesOf(job.jobId), this.ctx.tracking.live, now, withShares)
+  /** A job as clients see it, with its shares' live positions (`shares` for a job out of memory). */
+  summary(job: JobRecord, now: number, withShares: boolean, shares: readonly ShareRecord[] = this.ctx.ledger.sharesOf(job.jobId)) {
+    return jobSummary(job, shares, this.ctx.tracking.live, now, withShares)
   }
 
   publishJob(job: JobRecord): void {
@@ -81,25 +85,49 @@ export class Records {
   }
 
   /**
-   * A forgotten job: its progress out of memory, its records out of the store (in the background).
-   * Until they are gone the id is not free (`forgotten`): a job submitted again under it meanwhile
-   * would have its new record deleted, or the old share records taken for its own.
+   * A finished job leaves memory (jobs.retainMs): its progress and its records' revisions are
+   * dropped, and so are its state objects (nothing reads a finished share's state). Its records
+   * stay in the store, and the job is read back from them on request, until `sweep` deletes them.
    */
-  forgetJob(jobId: string, shares: readonly ShareRecord[]): void {
-    this.#lastProgress.delete(jobId)
+  retire(job: JobRecord, shares: readonly ShareRecord[]): void {
+    this.#lastProgress.delete(job.jobId)
     for (const s of shares) this.dropState(s.stateRef?.name)
-    const removal = this.store.removeJob(jobId, shares.map((s) => s.shareId)).catch((e: unknown) => this.ctx.failed('forgetting a finished job', e))
-    this.#forgetting.set(jobId, removal)
-    removal
-      .finally(() => {
-        if (this.#forgetting.get(jobId) === removal) this.#forgetting.delete(jobId)
-      })
-      .catch(() => undefined) // removal never rejects: failures are logged by `failed`
+    this.store.forgetRevisions([job.jobId], shares.map((s) => s.shareId))
+    this.archive.add([job])
+  }
+
+  /**
+   * Deletes the records of archived jobs past jobs.recordRetainMs (in the background). Until they
+   * are gone the id is not free (`forgetting`): a job submitted again under it meanwhile would have
+   * its new record deleted, or the old share records taken for its own.
+   */
+  sweep(now: number, keepMs: number): void {
+    for (const { jobId, nextShare } of this.archive.takeExpired(now, keepMs)) {
+      const removal = this.store.removeJob(jobId, shareIdsOf(jobId, nextShare)).catch((e: unknown) => this.ctx.failed('deleting the records of a finished job', e))
+      this.#forgetting.set(jobId, removal)
+      removal
+        .finally(() => {
+          if (this.#forgetting.get(jobId) === removal) this.#forgetting.delete(jobId)
+        })
+        .catch(() => undefined) // removal never rejects: failures are logged by `failed`
+    }
   }
 
   /** The deletion of the records of a job forgotten under `jobId`, while it runs. */
   forgetting(jobId: string): Promise<void> | undefined {
     return this.#forgetting.get(jobId)
+  }
+
+  /**
+   * A job out of memory, read back from its records, with its shares' records; undefined when it
+   * is not archived (or its record is gone). Rejects with E_STORE when the store cannot answer.
+   */
+  async archived(jobId: string): Promise<{ job: JobRecord; shares: ShareRecord[] } | undefined> {
+    const a = this.archive.get(jobId)
+    if (!a) return undefined
+    const job = await this.store.getJob(jobId)
+    if (!job) return undefined
+    return { job, shares: await this.store.getShares(shareIdsOf(jobId, a.nextShare)) }
   }
 }
 

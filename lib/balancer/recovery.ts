@@ -10,6 +10,7 @@ import type { BalancerContext } from './context.ts'
 import { splitRange } from './core/split-range.ts'
 import { newPendingShare } from './ledger.ts'
 import type { Records } from './records.ts'
+import { expiredJobs } from './retention.ts'
 
 /**
  * Store formats this release's recovery reads, announced in every balancer's presence.
@@ -31,9 +32,18 @@ export function allRead(heard: Iterable<{ at: number; reads?: readonly string[] 
 export async function recover(ctx: BalancerContext, records: Records, journal: CheckpointJournal): Promise<void> {
   const { ledger, log, limited } = ctx
   const { jobs, shares, hosts, journal: entries } = await records.store.loadAll((e) => limited.warn('recover', { err: (e as Error).message }, 'cannot read the store yet; retrying'))
+  // Finished jobs past jobs.retainMs stay out of memory: archived, read back from their records
+  // on request, and their shares skipped (their records' revisions are not kept either).
+  const retired = new Set(expiredJobs(jobs, Date.now(), ctx.config().jobs.retainMs))
+  records.archive.add(jobs.filter((j) => retired.has(j.jobId)))
+  const skipped: string[] = []
   // In submission order: status shows the newest jobs from the end of the ledger's list.
-  for (const j of jobs.sort((a, b) => a.submittedAt - b.submittedAt)) ledger.addJob(j)
+  for (const j of jobs.sort((a, b) => a.submittedAt - b.submittedAt)) if (!retired.has(j.jobId)) ledger.addJob(j)
   for (const s of shares) {
+    if (retired.has(s.jobId)) {
+      skipped.push(s.shareId)
+      continue
+    }
     s.attempts ??= 0
     s.failedOn ??= []
     // Shares go before their job when a finished job is forgotten; a share whose job is gone
@@ -54,6 +64,7 @@ export async function recover(ctx: BalancerContext, records: Records, journal: C
       if (!ledger.share(`${job.jobId}-s${i}`)) ledger.addShare(newPendingShare(job.jobId, i, from, to, job.submittedAt))
     }
   }
+  records.store.forgetRevisions([...retired], skipped)
   for (const h of hosts) if (h.draining) ctx.tracking.draining.add(h.hostId)
   // Later checkpoints of running shares, kept per host: each adopted only while its share's
   // record still says the share runs there under that epoch (checkpoint-journal.ts).

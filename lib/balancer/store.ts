@@ -152,6 +152,41 @@ export class Store {
     await this.jobs.remove(jobId)
   }
 
+  /**
+   * A finished job's records leave memory but stay in the store (archive.ts): their revisions are
+   * no longer kept, and `removeJob` reads each one before deleting it.
+   */
+  forgetRevisions(jobIds: readonly string[], shareIds: readonly string[]): void {
+    for (const id of jobIds) this.jobs.forget(id)
+    for (const id of shareIds) this.shares.forget(id)
+  }
+
+  /** A job's record as stored now, or undefined. Rejects with E_STORE when the store cannot answer. */
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const [rec] = await this.getEach<JobRecord>(this.b.jobs, [jobId])
+    return rec
+  }
+
+  /** The share records of these ids that exist, LOAD_CONCURRENCY reads at a time. Rejects with E_STORE. */
+  getShares(ids: readonly string[]): Promise<ShareRecord[]> {
+    return this.getEach<ShareRecord>(this.b.shares, ids)
+  }
+
+  private async getEach<T>(bucket: Bucket, keys: readonly string[], seen?: (key: string, revision: number) => void): Promise<T[]> {
+    const out: T[] = []
+    try {
+      await eachLimited(keys, LOAD_CONCURRENCY, async (k) => {
+        const e = await bucket.get(k)
+        if (!e) return
+        seen?.(k, e.revision)
+        out.push(this.packr.unpack(e.value) as T)
+      })
+    } catch (e) {
+      throw new ShoalError('E_STORE', `cannot read ${bucket.name}: ${(e as Error).message}`, { cause: e })
+    }
+    return out
+  }
+
   /** The object store of large checkpoint states, as bytes (hosts reach it through the balancer). */
   blobStore(): { putBytes(name: string, data: Uint8Array): Promise<void>; getBytes(name: string): Promise<Uint8Array> } {
     return this.b.blobs
@@ -222,24 +257,17 @@ export class Store {
     } catch (e) {
       throw new ShoalError('E_STORE', `cannot list ${bucket.name}: ${(e as Error).message}`, { cause: e })
     }
-    const out: T[] = []
-    let next = 0
-    const worker = async () => {
-      while (next < keys.length) {
-        const k = keys[next++]!
-        const e = await bucket.get(k)
-        if (!e) continue
-        writer.known(k, e.revision)
-        out.push(this.packr.unpack(e.value) as T)
-      }
-    }
-    try {
-      await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, keys.length) }, worker))
-    } catch (e) {
-      throw new ShoalError('E_STORE', `cannot read ${bucket.name}: ${(e as Error).message}`, { cause: e })
-    }
-    return out
+    return this.getEach<T>(bucket, keys, (k, revision) => writer.known(k, revision))
   }
+}
+
+/** Runs `each` over the keys with at most `limit` at once; rejects with the first failure. */
+async function eachLimited(keys: readonly string[], limit: number, each: (key: string) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < keys.length) await each(keys[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, keys.length) }, worker))
 }
 
 /**

@@ -214,8 +214,12 @@ export const ConfigSchema = z.strictObject({
   jobs: z.strictObject({
     retainMs: int(1000, undefined, {
       unit: 'ms',
-      doc: 'How long a finished (completed, failed or cancelled) job stays queryable with `shoal job get`, `job result` and the SDK after it finished. Then the balancer forgets it and deletes its job and share records, and its id may be used again.',
-    }).default(86_400_000),
+      doc: 'How long a finished (completed, failed or cancelled) job stays in the balancer\'s memory after it finished: listed by `shoal status` and `job list`, answered without a store read. Then it leaves memory (its records stay for jobs.recordRetainMs). The balancer\'s memory grows with the shares finished within this time.',
+    }).default(300_000),
+    recordRetainMs: int(1000, undefined, {
+      unit: 'ms',
+      doc: 'How long a finished job stays queryable with `shoal job get`, `job result` and the SDK after it finished (read from its records once it left memory). Then the balancer deletes its job and share records, and its id may be used again. Unset means a day, or jobs.retainMs when that is longer.',
+    }).optional(),
   }).prefault({}),
   host: z.strictObject({
     id: str(HOST_ID_RE, 'an id of 1 to 64 characters from A-Z a-z 0-9 _ -', {
@@ -273,6 +277,8 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
   { key: 'pool.hostDeadMs', relation: '>', other: 'pool.heartbeatMs' },
   { key: 'pool.suspectAfterMs', relation: '>=', other: 'pool.heartbeatMs' },
   { key: 'pool.suspectAfterMs', relation: '<', other: 'pool.hostDeadMs' },
+  // Records are what a job is read from once it left memory: they cannot go first.
+  { key: 'jobs.recordRetainMs', relation: '>=', other: 'jobs.retainMs' },
 ]
 
 function holds(relation: CrossFieldRule['relation'], a: number, b: number): boolean {

@@ -157,6 +157,34 @@ describe('record writer', () => {
     expect(slept.length).to.be.at.least(2)
   })
 
+  it('deletes a key whose revision it forgot by reading it first, and keeps no revision of deleted keys', async () => {
+    const kv = new FakeKv()
+    const w = writer(kv)
+    await w.put('s1', { n: 1 })
+    await w.put('s2', { n: 2 })
+    w.forget('s1')
+    expect(w.knownCount).to.equal(1)
+    await w.remove('s1')
+    expect(kv.entries.has('s1')).to.equal(false)
+    await w.remove('s2')
+    expect(kv.entries.has('s2')).to.equal(false)
+    expect(w.knownCount).to.equal(0)
+    await w.remove('never-written') // read, absent: nothing to do
+    expect(w.knownCount).to.equal(0)
+  })
+
+  it('never deletes a forgotten key that a higher term wrote since', async () => {
+    const kv = new FakeKv()
+    const fence = new LeaseFence(3, 1_000, () => 0)
+    const w = writer(kv, fence)
+    await w.put('s1', { n: 1 })
+    w.forget('s1')
+    kv.putRaw('s1', encode({ n: 50, term: 4 }))
+    const err = (await w.remove('s1').catch((e: unknown) => e)) as ShoalError
+    expect(err.code).to.equal('E_NOT_LEADER')
+    expect(decode(kv.entries.get('s1')!.value)).to.deep.equal({ n: 50, term: 4 })
+  })
+
   it('never deletes what a higher term wrote: rejects with E_NOT_LEADER and leaves the record', async () => {
     const kv = new FakeKv()
     const fence = new LeaseFence(3, 1_000, () => 0)

@@ -75,7 +75,7 @@ describe('config', () => {
           maxPerJob: 1024,
           minUnitsPerShare: 1,
         },
-        jobs: { retainMs: 86_400_000 },
+        jobs: { retainMs: 300_000 },
         host: { tags: {}, processors: [] },
         client: { identity: 'operator' },
         protocol: { maxMessageBytes: 1_048_576 - 4096 },
@@ -96,7 +96,7 @@ describe('config', () => {
 
     it('lists every leaf key, and maps each to a distinct SHOAL_ env var', () => {
       const keys = configKeys()
-      expect(keys).to.have.length(43)
+      expect(keys).to.have.length(44)
       expect(keys).to.include.members([
         'cluster', 'nats.url', 'nats.token', 'pool.heartbeatMs', 'balancer.migrationThreshold',
         'balancer.metricsPort', 'shares.perJob', 'host.tags', 'host.processors', 'protocol.maxMessageBytes', 'log.level',
@@ -401,6 +401,14 @@ describe('config', () => {
         `pool.hostDeadMs must be greater than pool.heartbeatMs (got pool.hostDeadMs=400 from SHOAL_POOL_HOST_DEAD_MS, pool.heartbeatMs=500 from ${file})`,
       )
       expect(err.details).to.include({ key: 'pool.hostDeadMs' })
+    })
+
+    it('requires jobs.recordRetainMs, when set, at least jobs.retainMs', () => {
+      const err = configError(() => loadConfig({ env: { SHOAL_JOBS_RECORD_RETAIN_MS: '60000' }, overrides: { jobs: { retainMs: 120_000 } } }))
+      expect(err.message).to.equal(
+        'jobs.recordRetainMs must be at least jobs.retainMs (got jobs.recordRetainMs=60000 from SHOAL_JOBS_RECORD_RETAIN_MS, jobs.retainMs=120000 from overrides)',
+      )
+      expect(loadConfig({ env: { SHOAL_JOBS_RETAIN_MS: '172800000' } }).jobs.recordRetainMs).to.equal(undefined)
     })
 
     it('requires pool.suspectAfterMs in [heartbeatMs, hostDeadMs)', () => {
