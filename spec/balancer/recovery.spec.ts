@@ -7,6 +7,7 @@
 
 import { expect } from 'chai'
 import { recover } from '../../lib/balancer/recovery.ts'
+import { Archive } from '../../lib/balancer/archive.ts'
 import { Ledger } from '../../lib/balancer/ledger.ts'
 import { CheckpointJournal, type JournalRecord } from '../../lib/balancer/checkpoint-journal.ts'
 import type { BalancerContext } from '../../lib/balancer/context.ts'
@@ -19,18 +20,24 @@ const share = (jobId: string, i: number, from: number, to: number, status: Share
   shareId: `${jobId}-s${i}`, jobId, from, to, position: status === 'done' ? to : from, status, epoch: 1, host: status === 'running' ? 'h1' : null, hosts: ['h1'], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: 1, ...more,
 })
 
-async function recoverFrom(loaded: { jobs: JobRecord[]; shares: ShareRecord[]; hosts?: HostRecord[]; journal?: JournalRecord[] }) {
+async function recoverFrom(loaded: { jobs: JobRecord[]; shares: ShareRecord[]; hosts?: HostRecord[]; journal?: JournalRecord[] }, retainMs = 60_000) {
   const ledger = new Ledger()
   const draining = new Set<string>()
   const written: ShareRecord[] = []
-  const ctx = { ledger, log: silentLogger(), limited: { warn: () => undefined }, tracking: { draining } } as unknown as BalancerContext
+  const forgotten: string[] = []
+  const archive = new Archive()
+  const ctx = { ledger, log: silentLogger(), limited: { warn: () => undefined }, tracking: { draining }, config: () => ({ jobs: { retainMs } }) } as unknown as BalancerContext
   const records = {
-    store: { loadAll: async () => ({ hosts: [], journal: [], ...loaded }) },
+    archive,
+    store: {
+      loadAll: async () => ({ hosts: [], journal: [], ...loaded }),
+      forgetRevisions: (jobIds: string[], shareIds: string[]) => forgotten.push(...jobIds, ...shareIds),
+    },
     persistShare: async (s: ShareRecord) => void written.push({ ...s }),
   } as unknown as Records
   const journal = new CheckpointJournal({ put: async () => undefined, remove: async () => undefined }, () => 10, { maxRecordBytes: 1 << 20, maxEntryBytes: 1 << 16 })
   await recover(ctx, records, journal)
-  return { ledger, draining, written }
+  return { ledger, draining, written, archive, forgotten }
 }
 
 describe('recovery at the start of a term', () => {
@@ -44,6 +51,19 @@ describe('recovery at the start of a term', () => {
     expect(ledger.shareCount).to.equal(2)
     expect(ledger.share('gone-s0')).to.equal(undefined)
     expect([...draining]).to.deep.equal(['h1'])
+  })
+
+  it('leaves finished jobs past jobs.retainMs out of memory: archived, their shares skipped and their revisions forgotten', async () => {
+    const now = Date.now()
+    const { ledger, archive, forgotten } = await recoverFrom({
+      jobs: [{ ...job('old', 'completed', 1), finishedAt: now - 120_000 }, { ...job('recent', 'failed', 2), finishedAt: now - 1_000 }, job('a', 'running', 3)],
+      shares: [share('old', 0, 0, 5, 'done'), share('old', 1, 5, 10, 'done'), share('recent', 0, 0, 10, 'failed'), share('a', 0, 0, 10, 'running')],
+    }, 60_000)
+    expect(ledger.newestJobs(10).map((j) => j.jobId)).to.deep.equal(['a', 'recent'])
+    expect(ledger.shareCount).to.equal(2)
+    expect(archive.get('old')).to.deep.equal({ finishedAt: now - 120_000, nextShare: 2 })
+    expect(archive.has('recent')).to.equal(false)
+    expect(forgotten.sort()).to.deep.equal(['old', 'old-s0', 'old-s1'])
   })
 
   it('adopts a later checkpoint from the journal of the host the share runs on', async () => {
