@@ -178,7 +178,7 @@ export class Balancer {
     const splitter = new Splitter(ctx, this.records, assigner)
     this.lazyShares = opts.lazyShares ?? (() => true)
     this.admission = new Admission(ctx, this.records, this.lazyShares)
-    this.heartbeats = new Heartbeats(ctx, this.loads, fate, { hearing: opts.hearing, lastHeard: opts.lastHeard })
+    this.heartbeats = new Heartbeats(ctx, this.loads, fate, { hearing: opts.hearing, lastHeard: opts.lastHeard, backlogMs: () => opts.work?.backlogMs() ?? 0 })
     this.reports = new Reports(ctx, this.records, fate, this.completion, splitter)
     this.passes = new Passes(ctx, { records: this.records, history, loads: this.loads, completion: this.completion, assigner, migrator, splitter })
     this.api = new Api(ctx, {

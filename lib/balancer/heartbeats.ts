@@ -19,6 +19,11 @@ export interface HeartbeatsOptions {
   hearing: () => boolean
   /** When this process last provably heard NATS (wall clock ms). */
   lastHeard: () => number
+  /**
+   * How long the oldest received message still waiting to be handled has waited (ms; the work
+   * queue's backlog): every heartbeat that came before it has been read, none after it yet.
+   */
+  backlogMs?: () => number
 }
 
 export class Heartbeats {
@@ -90,7 +95,11 @@ export class Heartbeats {
       this.ctx.log.info('hearing NATS and leading again: hosts get a full hostDeadMs from now before any is declared dead')
       this.ctx.kick()
     }
-    this.onMembership(this.ctx.membership.tick(now))
+    // Silence is judged up to the moment everything before it has been read: a heartbeat still
+    // waiting in this process's own queue is not the host's silence. (A backlog past the echo's
+    // two periods makes this process deaf, above; this covers the shorter ones, which at short
+    // suspect times would already be suspicion.)
+    this.onMembership(this.ctx.membership.tick(now - (this.opts.backlogMs?.() ?? 0)))
     if (now - this.#periodCheckedAt >= 1000) this.updatePeriod(now)
     // After recovery: a share recorded as running on a host that never came back within
     // hostDeadMs (plus a beat, both at the slowest period heard) is lost with that host.

@@ -86,9 +86,10 @@ export class BalancerNode {
     // One queue for every message this process reads, the leader's and the presences alike: a
     // backlog delays this balancer's own presence echo as much as the hosts' heartbeats, so it
     // counts itself deaf rather than taking queued heartbeats for silence (see `hearing`).
-    this.work = new WorkQueue({ onError: (e) => this.limited.error('work-queue', { err: (e as Error).message }, 'a message handler threw') })
-    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), work: this.work })
     this.metrics = new BalancerMetrics(() => this.metricsState())
+    const wait = this.metrics.workQueueWait
+    this.work = new WorkQueue({ onError: (e) => this.limited.error('work-queue', { err: (e as Error).message }, 'a message handler threw'), onWait: (ms) => wait.observe(ms / 1000) })
+    this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), work: this.work })
     this.metrics.watchWorkQueue(this.work)
     this.lastEcho = Date.now()
     const packr = new Packr({ useRecords: false, mapsAsObjects: true })

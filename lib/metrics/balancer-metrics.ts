@@ -74,10 +74,17 @@ export class BalancerMetrics {
    * a leader that cannot keep up holds its backlog there, in its own memory, rather than in
    * nats-server, so this is where falling behind shows.
    */
-  watchWorkQueue(q: { readonly length: number; takeMaxWaitMs(): number }): void {
+  watchWorkQueue(q: { readonly length: number }): void {
     new Gauge({ name: 'shoal_balancer_work_queue_messages', help: 'Received messages waiting in the balancer\'s work queue.', registers: [this.registry], collect() { this.set(q.length) } })
-    new Gauge({ name: 'shoal_balancer_work_queue_wait_seconds', help: 'Longest time a received message waited in the work queue since the previous scrape.', registers: [this.registry], collect() { this.set(q.takeMaxWaitMs() / 1000) } })
   }
+
+  /** How long the oldest message of each slice of the work queue waited (its `onWait`). */
+  readonly workQueueWait = new Histogram({
+    name: 'shoal_balancer_work_queue_wait_seconds',
+    help: 'How long the oldest received message of each slice of the work queue waited before it was handled.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
 
   constructor(private readonly source: StateSource) {
     const r = [this.registry]

@@ -21,6 +21,12 @@ export interface WorkQueueOptions {
   now?: () => number
   /** Called with what a handler threw (handlers catch what they expect; this is a bug's last stop). */
   onError?: (err: unknown) => void
+  /**
+   * Called once per slice with how long its first handler waited (ms): the oldest one, so every
+   * message's wait is bounded by one of these. For a histogram, which any number of readers can
+   * scrape (a "longest since the last read" gauge read 0 whenever someone else read it first).
+   */
+  onWait?: (ms: number) => void
 }
 
 export class WorkQueue {
@@ -32,8 +38,6 @@ export class WorkQueue {
   private readonly sliceMs: number
   private readonly maxQueued: number
   private readonly now: () => number
-  /** The longest a handler waited in the queue since the last `takeMaxWaitMs` (ms). */
-  private maxWaitMs = 0
   private readonly enqueuedAt: number[] = []
 
   constructor(private readonly opts: WorkQueueOptions = {}) {
@@ -65,11 +69,9 @@ export class WorkQueue {
     return true
   }
 
-  /** The longest wait of a handler run since the last call, and starts measuring again. */
-  takeMaxWaitMs(): number {
-    const w = this.maxWaitMs
-    this.maxWaitMs = 0
-    return w
+  /** How long the oldest handler still waiting has waited (ms); 0 when none waits. */
+  backlogMs(): number {
+    return this.head < this.items.length ? this.now() - this.enqueuedAt[this.head]! : 0
   }
 
   private readonly drain = (): void => {
@@ -82,10 +84,9 @@ export class WorkQueue {
       }
     }
     this.urgent = []
+    if (this.head < this.items.length) this.opts.onWait?.(start - this.enqueuedAt[this.head]!)
     while (this.head < this.items.length) {
       const fn = this.items[this.head]!
-      const waited = start - this.enqueuedAt[this.head]!
-      if (waited > this.maxWaitMs) this.maxWaitMs = waited
       this.items[this.head] = undefined
       this.head++
       try {

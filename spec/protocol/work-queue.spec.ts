@@ -78,13 +78,21 @@ describe('work queue', () => {
     expect((errors[0] as Error).message).to.equal('a bug')
   })
 
-  it('says the longest a handler waited, and starts over', async () => {
-    const q = new WorkQueue({ sliceMs: 1 })
-    for (let i = 0; i < 20; i++) q.push(() => busy(2))
+  it('says once a slice how long its oldest handler waited, and how far behind it is meanwhile', async () => {
+    const waits: number[] = []
+    const q = new WorkQueue({ sliceMs: 1, onWait: (ms) => waits.push(ms) })
+    const backlog: number[] = []
+    for (let i = 0; i < 20; i++) q.push(() => (busy(2), backlog.push(q.backlogMs())))
+    expect(q.backlogMs()).to.be.at.least(0)
     await drained(q)
-    const waited = q.takeMaxWaitMs()
-    expect(waited).to.be.at.least(30)
-    expect(q.takeMaxWaitMs()).to.equal(0)
+    // One slice per handler (each runs past sliceMs): the last waited for the 19 before it.
+    expect(waits).to.have.length(20)
+    expect(Math.max(...waits)).to.be.at.least(30)
+    expect(waits).to.deep.equal([...waits].sort((a, b) => a - b))
+    // While handlers still wait, the backlog is their age; once all ran, nothing waits.
+    expect(backlog[0]).to.be.at.least(2)
+    expect(backlog.at(-1)).to.equal(0)
+    expect(q.backlogMs()).to.equal(0)
   })
 
   it('keeps its order across compactions of a long queue', async () => {
