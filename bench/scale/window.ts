@@ -123,6 +123,13 @@ export async function measureWindow(p: Probe, ms: number, during?: (endsAt: numb
     // Busy all the time, or its messages piling up in the server: it did not keep up with the window.
     balancerFellBehind: balancerCpuS / seconds >= 0.9 || (server.bytesQueuedForBalancerAtEnd ?? 0) > BEHIND_BYTES || (server.slowConsumerDisconnects ?? 0) > 0 || server.balancerReconnected === 1,
     transitions: { alive: transitions('alive'), suspect: transitions('suspect'), dead: transitions('dead'), left: transitions('left') },
+    // The balancer's garbage collections in the window, by kind: seconds in all, and how many took
+    // 100 ms or more (what a report answer would wait behind).
+    balancerGc: Object.fromEntries(['major', 'minor', 'incremental', 'weakcb'].map((kind) => {
+      const all = delta(before, after, 'shoal_balancer_gc_seconds_count', { kind })
+      const under = delta(before, after, 'shoal_balancer_gc_seconds_bucket', { kind, le: '0.1' })
+      return [kind, { seconds: round(delta(before, after, 'shoal_balancer_gc_seconds_sum', { kind }) ?? Number.NaN, 3), count: all, over100ms: all === null || under === null ? null : all - under }]
+    })),
     failovers: delta(before, after, 'shoal_failovers_total'),
     migrations: delta(before, after, 'shoal_migrations_total'),
     splits: delta(before, after, 'shoal_splits_total'),
@@ -138,6 +145,8 @@ export async function measureWindow(p: Probe, ms: number, during?: (endsAt: numb
       lapsedS: round(delta(before, after, 'shoal_balancer_lease_lapsed_seconds_total') ?? Number.NaN, 2),
       renewalP99Ms: ((q) => (q === null ? null : q * 1000))(quantile(before, after, 'shoal_balancer_lease_renewal_seconds', 0.99)),
       eventLoopDelayMaxMs: ((d) => (d === null ? null : round(d * 1000, 1)))(total(after, 'shoal_balancer_event_loop_delay_seconds')),
+      // How long the oldest message of a slice of the balancer's work queue had waited.
+      workQueueWaitP99Ms: ((q) => (q === null ? null : round(q * 1000, 1)))(quantile(before, after, 'shoal_balancer_work_queue_wait_seconds', 0.99)),
     },
     messagesRejected: delta(before, after, 'shoal_messages_rejected_total'),
     storeRetries: delta(before, after, 'shoal_store_write_retries_total'),
