@@ -21,7 +21,7 @@ import type { BalancerProcess } from './balancer-process.ts'
 import type { ReportKind, WindowCounts } from './ipc.ts'
 import { kvDelta, kvSequences, type KvWrites } from './kv-writes.ts'
 import { readServer, serverDelta } from './nats-monitor.ts'
-import { delta, quantile, scrape, total, type Samples } from './prom-scrape.ts'
+import { delta, quantile, quantileWhere, scrape, total, type Samples } from './prom-scrape.ts'
 import { summarizeMany } from './stats.ts'
 import { residentBytes, threadTicks } from './thread-cpu.ts'
 import type { WorkerPool } from './worker-pool.ts'
@@ -123,6 +123,20 @@ export async function measureWindow(p: Probe, ms: number, during?: (endsAt: numb
     // Busy all the time, or its messages piling up in the server: it did not keep up with the window.
     balancerFellBehind: balancerCpuS / seconds >= 0.9 || (server.bytesQueuedForBalancerAtEnd ?? 0) > BEHIND_BYTES || (server.slowConsumerDisconnects ?? 0) > 0 || server.balancerReconnected === 1,
     transitions: { alive: transitions('alive'), suspect: transitions('suspect'), dead: transitions('dead'), left: transitions('left') },
+    // The balancer's own part of a report's answer (from its handling's start), p50 / p99 in ms:
+    // what the hosts measure also holds the work queue's wait and their own process's delays.
+    balancerReportAnswerMs: Object.fromEntries(KINDS.map((t) => [t, [0.5, 0.99].map((q) => ((x) => (x === null ? null : round(x * 1000, 1)))(quantileWhere(before, after, 'shoal_report_answer_seconds', q, { t })))])),
+    // Record writes' round trips to JetStream as the balancer read them, p50 / p99 in ms.
+    storeWriteMs: [0.5, 0.99].map((q) => ((x) => (x === null ? null : round(x * 1000, 1)))(quantile(before, after, 'shoal_store_write_seconds', q))),
+    // Balancing passes in the window: each holds the event loop for its snapshot and decide.
+    balancerPasses: {
+      count: delta(before, after, 'shoal_balancer_pass_seconds_count'),
+      seconds: round(delta(before, after, 'shoal_balancer_pass_seconds_sum') ?? Number.NaN, 3),
+      p99Ms: ((q) => (q === null ? null : round(q * 1000, 1)))(quantile(before, after, 'shoal_balancer_pass_seconds', 0.99)),
+      // Passes of 100 ms or more, and how much of the passes' time was `decide` (the rest: the snapshot).
+      over100ms: ((all, under) => (all === null || under === null ? null : all - under))(delta(before, after, 'shoal_balancer_pass_seconds_count'), delta(before, after, 'shoal_balancer_pass_seconds_bucket', { le: '0.1' })),
+      decideSeconds: round(delta(before, after, 'shoal_decide_duration_seconds_sum') ?? Number.NaN, 3),
+    },
     // The balancer's garbage collections in the window, by kind: seconds in all, and how many took
     // 100 ms or more (what a report answer would wait behind).
     balancerGc: Object.fromEntries(['major', 'minor', 'incremental', 'weakcb'].map((kind) => {

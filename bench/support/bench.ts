@@ -90,11 +90,14 @@ export function machine(): Record<string, unknown> {
 /**
  * Node options for the shoal processes a benchmark starts: with SHOAL_BENCH_CPU_PROF=DIR set, each
  * writes a V8 CPU profile into DIR when it exits (stopped, not killed), to see where a figure's
- * time goes. Empty otherwise: a benchmark's figures are of unprofiled processes.
+ * time goes; SHOAL_BENCH_NODE_ARGS adds options of its own (space-separated, e.g.
+ * `--max-semi-space-size=64`), to try a V8 setting against the same benchmark. Empty otherwise:
+ * a benchmark's figures are of processes as `shoal` starts them.
  */
 export function benchNodeArgs(): string[] {
   const dir = process.env.SHOAL_BENCH_CPU_PROF
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+  const extra = (process.env.SHOAL_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+  return [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), ...extra]
 }
 
 export function sleep(ms: number): Promise<void> {

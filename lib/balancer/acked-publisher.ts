@@ -36,6 +36,8 @@ interface Waiting {
   reject: (e: unknown) => void
   /** performance.now() after which the answer is given up. */
   due: number
+  /** performance.now() when it was published. */
+  sent: number
 }
 
 /** The subject characters the client library accepts in a key (its `validKey`). */
@@ -53,6 +55,8 @@ export class AckedPublisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
+    /** Told how long each answered write took (ms), for the store-write histogram. */
+    private readonly onAnswered?: (ms: number) => void,
   ) {
     // The connection's own inbox prefix: on a secured cluster it is the only one this identity
     // may subscribe under (docs/SECURITY.md), exactly as for the library's requests.
@@ -86,7 +90,8 @@ export class AckedPublisher {
     const h = natsHeaders()
     h.set('Nats-Expected-Last-Subject-Sequence', String(expectLast))
     return new Promise<number>((resolve, reject) => {
-      this.#waiting.set(token, { resolve, reject, due: performance.now() + this.timeoutMs })
+      const sent = performance.now()
+      this.#waiting.set(token, { resolve, reject, due: sent + this.timeoutMs, sent })
       try {
         this.nc.publish(subject, data, { reply: this.#inbox + token, headers: h })
       } catch (e) {
@@ -112,6 +117,7 @@ export class AckedPublisher {
     const w = this.#waiting.get(token)
     if (!w) return // answered after its timeout: the writer has moved on
     this.#waiting.delete(token)
+    this.onAnswered?.(performance.now() - w.sent)
     if (msg.headers?.hasError || msg.data.length === 0) {
       w.reject(new JsRefused(`JetStream answered with status ${msg.headers?.code ?? 'none'} ${msg.headers?.description ?? ''}`.trim()))
       return

@@ -61,6 +61,8 @@ export interface Buckets {
   clustered: boolean
   /** What the operator should know: replicas that differ from the wanted ones, too few on a cluster. */
   warnings: string[]
+  /** Told how long each record write took, publish to JetStream's answer as this process read it (ms). */
+  onWriteAnswered?: ((ms: number) => void) | undefined
 }
 
 export interface OpenOptions {
@@ -96,7 +98,9 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     const kvm = new Kvm(jetstream(nc, { timeout: DATA_TIMEOUT_MS }))
     const leaderKvm = new Kvm(jetstream(opts.leaseNc ?? nc, { timeout: Math.max(200, opts.leaseMs) }))
     const jsm = await jetstreamManager(nc, { timeout: DATA_TIMEOUT_MS })
-    const publisher = new AckedPublisher(nc, DATA_TIMEOUT_MS)
+    // Set once the buckets exist (the metrics come later than the buckets): read at each answer.
+    let answered: ((ms: number) => void) | undefined
+    const publisher = new AckedPublisher(nc, DATA_TIMEOUT_MS, (ms) => answered?.(ms))
     const open = async (kind: KvKind) => {
       // Kvm.create mutates its options object: a fresh literal each time. No direct gets: every read
       // goes to the stream leader, whose revisions are the ones a compare-and-set is checked
@@ -115,7 +119,15 @@ export async function openBuckets(nc: NatsConnection, subjects: Subjects, opts: 
     const journal = await open('journal')
     const leader = await open('leader')
     const blobs = await StateBlobs.open(nc, subjects, replicas)
-    return { jobs, shares, hosts, journal, leader, blobs, replicas, clustered, warnings }
+    return {
+      jobs, shares, hosts, journal, leader, blobs, replicas, clustered, warnings,
+      set onWriteAnswered(f: ((ms: number) => void) | undefined) {
+        answered = f
+      },
+      get onWriteAnswered() {
+        return answered
+      },
+    }
   } catch (e) {
     throw storeError(e, replicas)
   }

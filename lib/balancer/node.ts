@@ -91,6 +91,8 @@ export class BalancerNode {
     this.work = new WorkQueue({ onError: (e) => this.limited.error('work-queue', { err: (e as Error).message }, 'a message handler threw'), onWait: (ms) => wait.observe(ms / 1000) })
     this.bus = new Bus(nc, new Codec(config.protocol.maxMessageBytes), { inbox: this.subjects.inbox(BALANCER_IDENTITY), work: this.work })
     this.metrics.watchWorkQueue(this.work)
+    const writes = this.metrics.storeWrite
+    buckets.onWriteAnswered = (ms) => writes.observe(ms / 1000)
     this.lastEcho = Date.now()
     const packr = new Packr({ useRecords: false, mapsAsObjects: true })
     this.lease = new Lease({

@@ -101,6 +101,7 @@ export class Passes {
   /** One pass: snapshot → pure `decide` → apply. */
   private async pass(kind: 'kick' | 'interval'): Promise<void> {
     const { ledger, tracking, membership, metrics, log } = this.ctx
+    const start = performance.now()
     const view = buildClusterView({
       hosts: membership.all(),
       draining: tracking.draining,
@@ -121,6 +122,7 @@ export class Passes {
     const plan = decide(view, knobs, now)
     const decideMs = performance.now() - t0
     metrics.decide.observe({ pass: kind }, decideMs / 1000)
+    metrics.pass.observe({ pass: kind }, (performance.now() - start) / 1000)
     // What a pass of this kind applies and remembers: core/pass-rules.ts, shared with the simulator.
     if (recordsCoreSpeeds(kind)) for (const [hostId, speed] of Object.entries(plan.coreSpeeds)) this.#coreSpeeds.set(hostId, speed)
     const actions = actionsFor(kind, plan.actions)

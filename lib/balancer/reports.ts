@@ -32,7 +32,10 @@ export class Reports {
       this.ctx.log.warn({ subject, claimed: r.hostId, t: r.t }, 'refused a report that names another host than its subject')
       return this.nack('E_FORBIDDEN', `a report on ${subject} must name host ${from ?? '(none)'}, not ${r.hostId}`)
     }
-    return this.onReport(r)
+    const start = performance.now()
+    const answer = await this.onReport(r)
+    if (answer !== NO_REPLY) this.ctx.metrics.reportAnswer.observe({ t: r.t }, (performance.now() - start) / 1000)
+    return answer
   }
 
   /**

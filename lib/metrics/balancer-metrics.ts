@@ -61,8 +61,14 @@ export class BalancerMetrics {
   readonly unitsRedone: Counter
   readonly checkpoints: Counter
   readonly checkpointSize: Histogram
+  /** From the start of a report's handling to its answer (a checkpoint's includes its durable write). */
+  readonly reportAnswer: Histogram<'t'>
+  /** A record write's round trip to JetStream (acked-publisher.ts). */
+  readonly storeWrite: Histogram
   readonly jobDuration: Histogram<'state'>
   readonly decide: Histogram<'pass'>
+  /** The whole synchronous part of a pass: snapshot of the records, then decide. */
+  readonly pass: Histogram<'pass'>
   readonly rejected: Counter<'subject' | 'cause'>
   readonly storeRetries: Counter<'bucket'>
   readonly fencedWrites: Counter
@@ -127,8 +133,11 @@ export class BalancerMetrics {
     this.unitsRedone = new Counter({ name: 'shoal_failover_units_redone_total', help: 'Units a lost host had done past its last checkpoint (done again).', registers: r })
     this.checkpoints = new Counter({ name: 'shoal_checkpoints_total', help: 'Checkpoints stored durably.', registers: r })
     this.checkpointSize = new Histogram({ name: 'shoal_checkpoint_size_bytes', help: 'Encoded size of stored checkpoint states.', buckets: SIZE_BUCKETS, registers: r })
+    this.storeWrite = new Histogram({ name: 'shoal_store_write_seconds', help: 'Round trip of one record write (job, share, journal) to JetStream: from its publish to the answer, as this process read it.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: r })
+    this.reportAnswer = new Histogram({ name: 'shoal_report_answer_seconds', help: 'Time from the start of a report\'s handling (after its wait in the work queue) to its answer, by report (checkpoint, done, failed); a checkpoint\'s includes its durable write.', labelNames: ['t'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: r })
     this.jobDuration = new Histogram({ name: 'shoal_job_duration_seconds', help: 'Submit → end of finished jobs, by final state.', labelNames: ['state'], buckets: JOB_BUCKETS, registers: r })
     this.decide = new Histogram({ name: 'shoal_decide_duration_seconds', help: 'Time of one pure balancing decision, by pass (interval or kick).', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
+    this.pass = new Histogram({ name: 'shoal_balancer_pass_seconds', help: 'Time of the synchronous part of one balancing pass (the snapshot of the records, then decide), by pass: nothing else runs meanwhile.', labelNames: ['pass'], buckets: DECIDE_BUCKETS, registers: r })
     this.rejected = new Counter({ name: 'shoal_messages_rejected_total', help: 'Messages counted and dropped, by subject and cause.', labelNames: ['subject', 'cause'], registers: r })
     this.storeRetries = new Counter({ name: 'shoal_store_write_retries_total', help: 'KV writes that failed for a transient reason and were retried, by bucket.', labelNames: ['bucket'], registers: r })
     this.fencedWrites = new Counter({ name: 'shoal_store_fenced_writes_total', help: 'Records found written by an older term after a takeover (a deposed leader\'s late write) and overwritten.', registers: r })
