@@ -10,7 +10,7 @@ import { PROTOCOL_VERSION as V, type JobSummary, type Submit } from '../protocol
 import { assignCommand } from './assign-command.ts'
 import type { BalancerContext } from './context.ts'
 import { splitRange } from './core/split-range.ts'
-import { newPendingShare } from './ledger.ts'
+import { newPendingShare, shareIdOf } from './ledger.ts'
 import type { Records } from './records.ts'
 import type { JobRecord, ShareRecord } from './store.ts'
 import { submissionDiffers } from './submission.ts'
@@ -177,7 +177,7 @@ export class Admission {
   private assertAssignable(m: Submit): void {
     const codec = this.ctx.bus.codec
     const big = Number.MAX_SAFE_INTEGER
-    const bytes = codec.sizeOf(assignCommand(m, { shareId: `${m.jobId}-s${big}`, from: m.to, to: m.to, position: m.to, unitsDone: m.to }, big, big))
+    const bytes = codec.sizeOf(assignCommand(m, { shareId: shareIdOf(m.jobId, big), from: m.to, to: m.to, position: m.to, unitsDone: m.to }, big, big))
     if (bytes <= codec.maxMessageBytes) return
     const inputBytes = codec.sizeOf(m.input)
     throw new ShoalError('E_MSG_TOO_LARGE', `input is ${inputBytes} bytes: a share's assignment would be ${bytes} bytes, over protocol.maxMessageBytes (${codec.maxMessageBytes}); keep the input under ${codec.maxMessageBytes - (bytes - inputBytes)} bytes, or pass large data by reference (a path or URL the hosts can read)`, {

@@ -9,6 +9,7 @@
  * Must never touch the store or the clock: plain data in and out.
  */
 
+import { shareIdOf } from './ledger.ts'
 import type { JobRecord } from './store.ts'
 
 /** What is kept of a job out of memory. */
@@ -25,7 +26,7 @@ export function recordRetention(jobs: { retainMs: number; recordRetainMs?: numbe
 
 /** The ids of a job's share records, from its share counter. */
 export function shareIdsOf(jobId: string, nextShare: number): string[] {
-  return Array.from({ length: nextShare }, (_, i) => `${jobId}-s${i}`)
+  return Array.from({ length: nextShare }, (_, i) => shareIdOf(jobId, i))
 }
 
 export class Archive {

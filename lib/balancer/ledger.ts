@@ -27,12 +27,17 @@ export function isFinalJob(state: JobState): boolean {
   return FINAL_JOB.has(state)
 }
 
+/** The id of share number `index` of a job (`<jobId>-s<index>`): the one place this format is spelled. */
+export function shareIdOf(jobId: string, index: number): string {
+  return `${jobId}-s${index}`
+}
+
 /**
  * A new share of job `jobId` over [from, to), pending, never run: the one shape of a share at
  * birth, for admission and for a split's tail alike.
  */
 export function newPendingShare(jobId: string, index: number, from: number, to: number, now: number): ShareRecord {
-  return { shareId: `${jobId}-s${index}`, jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
+  return { shareId: shareIdOf(jobId, index), jobId, from, to, position: from, status: 'pending', epoch: 0, host: null, hosts: [], unitsDone: 0, attempts: 0, failedOn: [], updatedAt: now }
 }
 
 export class Ledger {

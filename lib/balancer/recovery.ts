@@ -8,7 +8,7 @@
 import type { CheckpointJournal } from './checkpoint-journal.ts'
 import type { BalancerContext } from './context.ts'
 import { splitRange } from './core/split-range.ts'
-import { newPendingShare } from './ledger.ts'
+import { newPendingShare, shareIdOf } from './ledger.ts'
 import type { Records } from './records.ts'
 import { expiredJobs } from './retention.ts'
 
@@ -61,7 +61,7 @@ export async function recover(ctx: BalancerContext, records: Records, journal: C
   for (const job of ledger.openJobs()) {
     if (job.initialShares === undefined) continue
     for (const [i, [from, to]] of splitRange(job.from, job.to, job.initialShares).entries()) {
-      if (!ledger.share(`${job.jobId}-s${i}`)) ledger.addShare(newPendingShare(job.jobId, i, from, to, job.submittedAt))
+      if (!ledger.share(shareIdOf(job.jobId, i))) ledger.addShare(newPendingShare(job.jobId, i, from, to, job.submittedAt))
     }
   }
   records.store.forgetRevisions([...retired], skipped)
