@@ -7,9 +7,11 @@
  *   caller's promise settles only when a write carrying this version (or a later one) is durable.
  *   So memory and store never disagree for good: memory may run ahead of the store while a write
  *   is pending, and whoever acts on a change (commands a host, acks a report) awaits it first.
- * - **One write per key at a time, coalesced.** While a key's write is in flight, further puts of
- *   that key only mark it dirty; the next write takes the record as it is then. Writes of one key
- *   never overtake each other.
+ * - **One write per key at a time, coalesced.** A write takes the record as it is when the write
+ *   is encoded, and answers every put made until then: puts of one turn (a host's batch of five
+ *   checkpoints, each touching the host's journal record) cost one write, not one plus one more.
+ *   While a key's write is in flight, further puts only mark it dirty; the next write takes the
+ *   record as it is then. Writes of one key never overtake each other.
  * - **Fencing by compare-and-set.** Each write names the revision this writer last saw for the key
  *   (0: the key must not exist). A conflict means someone else wrote the key: the writer reads it,
  *   and if its term is higher than ours another balancer leads (the fence is revoked and the put
@@ -141,9 +143,10 @@ export class RecordWriter {
   private async drain(key: string, k: KeyState): Promise<void> {
     k.running = true
     while (k.waiting.length) {
-      const batch = k.waiting.splice(0)
+      // Filled by writeOnce with the puts its write answers (those made before it encoded).
+      const batch: KeyState['waiting'] = []
       try {
-        await this.writeOnce(key, k.latest)
+        await this.writeOnce(key, k, batch)
         for (const w of batch) w.resolve()
       } catch (e) {
         for (const w of batch) w.reject(e)
@@ -154,14 +157,21 @@ export class RecordWriter {
     this.keys.delete(key)
   }
 
-  /** Writes the record until it is stored, or the fence is revoked. Never throws anything else. */
-  private async writeOnce(key: string, rec: object): Promise<void> {
+  /**
+   * Writes the key's latest record until it is stored, or the fence is revoked; moves the puts it
+   * answers into `batch`, at each attempt (a retry writes the record as it is then). Never throws
+   * anything else.
+   */
+  private async writeOnce(key: string, k: KeyState, batch: KeyState['waiting']): Promise<void> {
     let attempt = 0
     let delay = this.minRetryMs
     for (;;) {
       await this.fence.whenValid()
       const term = this.fence.term
       const rev = this.revisions.get(key) ?? 0
+      // From here to the encode nothing yields: the record written is the one these puts left.
+      const rec = k.latest
+      for (const w of k.waiting.splice(0)) batch.push(w)
       try {
         if (rec === REMOVED) {
           // A key whose revision this writer never knew or forgot: read it (and check its term).
