@@ -9,7 +9,8 @@
  *              [position, mid), gives the tail away), drop, merge (sums), validate; a command
  *              from a lower term than the highest heard is refused with E_STALE_TERM
  *   reports    bal.report.<hostId>, in batches as a real host sends them (lib/worker-host/report-batcher.ts):
- *              a checkpoint every checkpointMs per running share (sent once;
+ *              a checkpoint every checkpointMs per running share, on the host's own grid at a
+ *              random phase as a real host's (lib/worker-host/checkpoint-grid.ts) (sent once;
  *              skipped while the previous one is unanswered), done or failed at the end, sent again
  *              with back-off (100 ms doubling to 1 s) until a balancer of the current term answers
  *
@@ -41,6 +42,7 @@ import { BALANCER_IDENTITY, type Subjects } from '../../lib/protocol/subjects.ts
 import { SYNTHETIC_PROCESSOR, syntheticInputSchema, type ReportKind, type WorkerSetup } from './ipc.ts'
 import type { ReportSender } from './report-sender.ts'
 import type { WindowCounter } from './window-counter.ts'
+import { hostCheckpointAnchor, nextCheckpointDue } from '../../lib/worker-host/checkpoint-grid.ts'
 import { ReportBatcher } from '../../lib/worker-host/report-batcher.ts'
 
 /** What the synthetic hosts of one worker share. */
@@ -100,6 +102,8 @@ export class SyntheticHost {
   private sub: Subscription | undefined
   private readonly batcher: ReportBatcher
   private rephase = false
+  /** This host's checkpoint grid, as a real host's (lib/worker-host/checkpoint-grid.ts). */
+  private readonly checkpointAnchor: number
 
   constructor(
     readonly hostId: string,
@@ -108,6 +112,7 @@ export class SyntheticHost {
     private readonly phaseMs: number,
   ) {
     const { codec, setup } = kit
+    this.checkpointAnchor = hostCheckpointAnchor(performance.now(), setup.checkpointMs)
     this.batcher = new ReportBatcher({
       send: (reports) => this.sendBatch(reports),
       sizeOf: (r) => codec.sizeOf(r),
@@ -362,7 +367,7 @@ export class SyntheticHost {
       startedAt: now,
       rate: input.runMs === 0 ? Number.POSITIVE_INFINITY : (a.to - a.from) / input.runMs,
       fail: input.failPermille > 0 && a.epoch === 1 && hash(a.shareId) % 1000 < input.failPermille,
-      nextCheckpointAt: now + this.kit.setup.checkpointMs,
+      nextCheckpointAt: nextCheckpointDue(now, this.checkpointAnchor, this.kit.setup.checkpointMs),
       checkpointInFlight: false,
       chain: Promise.resolve(),
     }

@@ -97,6 +97,11 @@ export interface WorkerTask {
   state: unknown
   unitsDone: number
   checkpointMs: number
+  /**
+   * The host's checkpoint grid: checkpoints are due at `checkpointAnchor + k × checkpointMs` (ms
+   * on `checkpointClock()`; checkpoint-grid.ts). Absent: a grid from the share's start.
+   */
+  checkpointAnchor?: number | undefined
   stepTargetMs: number
   maxCheckpointBytes: number
   /** The control block (see the indices above). */

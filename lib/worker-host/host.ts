@@ -41,6 +41,7 @@ import { HostMetrics } from '../metrics/host-metrics.ts'
 import { startMetricsServer, type MetricsServer } from '../metrics/server.ts'
 import { loadProcessors, type ProcessorRegistry } from '../processors/registry.ts'
 import { CheckpointPace } from './checkpoint-pace.ts'
+import { hostCheckpointAnchor } from './checkpoint-grid.ts'
 import { checkpointClock, ShareRunner, mergeResults, type RunningShare } from './share-runner.ts'
 import { LoadSampler } from './load-sampler.ts'
 import { stateFitsInline } from '../checkpoints/state-blobs.ts'
@@ -173,6 +174,8 @@ export class Host {
     const runner = new ShareRunner({
       slots,
       checkpointMs: cfg.shares.checkpointMs,
+      // This host's phase of the period: a fleet's checkpoints spread over it (checkpoint-grid.ts).
+      checkpointAnchor: hostCheckpointAnchor(checkpointClock(), cfg.shares.checkpointMs),
       stepTargetMs: cfg.shares.stepTargetMs,
       maxCheckpointBytes: cfg.shares.maxCheckpointBytes,
     })

@@ -37,6 +37,7 @@ function checkOptions(o: ShareRunnerOptions): void {
   if (!Number.isInteger(o.slots) || o.slots < 1) bad('slots', 'an integer >= 1', o.slots)
   if (!(typeof o.checkpointMs === 'number' && o.checkpointMs > 0)) bad('checkpointMs', 'a number > 0', o.checkpointMs)
   if (!(typeof o.stepTargetMs === 'number' && o.stepTargetMs > 0)) bad('stepTargetMs', 'a number > 0', o.stepTargetMs)
+  if (o.checkpointAnchor !== undefined && !Number.isFinite(o.checkpointAnchor)) bad('checkpointAnchor', 'a finite number (ms on checkpointClock())', o.checkpointAnchor)
   if (!Number.isInteger(o.maxCheckpointBytes) || o.maxCheckpointBytes < 1) {
     bad('maxCheckpointBytes', 'an integer >= 1', o.maxCheckpointBytes)
   }
@@ -121,6 +122,7 @@ export class ShareRunner {
       state: spec.state,
       unitsDone: spec.unitsDone,
       checkpointMs: this.#opts.checkpointMs,
+      checkpointAnchor: this.#opts.checkpointAnchor,
       stepTargetMs: this.#opts.stepTargetMs,
       maxCheckpointBytes: this.#opts.maxCheckpointBytes,
       control,

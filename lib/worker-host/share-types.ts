@@ -57,6 +57,13 @@ export interface ShareRunnerOptions {
   slots: number
   /** A checkpoint is posted after every `checkpointMs` of work. */
   checkpointMs: number
+  /**
+   * The host's checkpoint grid (checkpoint-grid.ts): every share's checkpoints are due at
+   * `checkpointAnchor + k × checkpointMs`, ms on `checkpointClock()`, so a host's shares report
+   * together and a fleet's hosts, anchored at random phases, spread their reports over the period.
+   * Absent: each share's grid starts at its start.
+   */
+  checkpointAnchor?: number | undefined
   /** Target duration of one step; bounds how long a pause or split waits for a safe point. */
   stepTargetMs: number
   /** A checkpoint whose msgpack state is larger fails the share with E_CHECKPOINT_TOO_LARGE. */

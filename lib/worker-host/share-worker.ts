@@ -47,6 +47,7 @@ import {
   type WorkerMessage,
   type WorkerTask,
 } from './control.ts'
+import { nextCheckpointDue } from './checkpoint-grid.ts'
 
 /** Loaded modules by URL: a worker thread runs many shares of the same few processors. */
 const modules = new Map<string, Promise<AnyProcessor[]>>()
@@ -191,12 +192,14 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
 
   let stepUnits = processor.initialStepUnits ?? 1
   let seenSplitSeq = 0
-  // Checkpoints are due on a fixed grid from the start (every checkpointMs), not checkpointMs after
-  // the last one was taken: taking one late then does not push every later one back, so on a
-  // contended host lateness does not add up. Each is taken the host's lead before it is due, so it
-  // is durable by then.
+  // Checkpoints are due on a fixed grid (every checkpointMs), not checkpointMs after the last one
+  // was taken: taking one late then does not push every later one back, so on a contended host
+  // lateness does not add up. The grid is the host's (checkpoint-grid.ts: its shares report
+  // together, and hosts spread over the period), or else starts at this share's start. Each is
+  // taken the host's lead before it is due, so it is durable by then.
   const started = performance.now()
-  let checkpointDue = started + checkpointMs
+  const anchor = task.checkpointAnchor === undefined ? started : task.checkpointAnchor - performance.timeOrigin
+  let checkpointDue = nextCheckpointDue(started, anchor, checkpointMs)
   let windowStart = started
   let windowElu = performance.eventLoopUtilization()
   let windowUnits = 0
@@ -276,8 +279,9 @@ async function run(task: WorkerTask): Promise<TaskOutcome> {
     if (pos < to && now >= checkpointDue - lead) {
       post({ t: 'checkpoint', dueAt: performance.timeOrigin + checkpointDue, takenAt: performance.timeOrigin + now, ...snapshot() })
       checkpointDue += checkpointMs
-      // More than a whole interval behind (the thread was starved): due again one interval from now.
-      if (checkpointDue - lead <= now) checkpointDue = now + checkpointMs
+      // More than a whole interval behind (the thread was starved): due again at the first grid
+      // point more than the lead from now (within one interval of that).
+      if (checkpointDue - lead <= now) checkpointDue = nextCheckpointDue(now + lead, anchor, checkpointMs)
     }
   }
 

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { burnUnit } from '../../lib/processors/cpu-burn.ts'
 import { loadProcessors, type ProcessorRegistry } from '../../lib/processors/registry.ts'
 import {
+  checkpointClock,
   mergeResults,
   ShareRunner,
   type Checkpoint,
@@ -187,6 +188,37 @@ describe('share runner', function () {
     } finally {
       await c.close()
     }
+  })
+
+  it('puts the checkpoints of every share of a host on the host\'s grid', async () => {
+    const anchor = checkpointClock() + 37.5
+    const c = new ShareRunner({ slots: 2, ...OPTS, checkpointMs: 100, checkpointAnchor: anchor })
+    try {
+      const startedAt = checkpointClock()
+      const first = track(c, specFor('count-primes', 0, 4e8))
+      // The second share starts in the middle of the first one's period.
+      await first.checkpoint(1)
+      await new Promise((r) => setTimeout(r, 30))
+      const second = track(c, specFor('count-primes', 0, 4e8, { shareId: 'grid-2' }))
+      await Promise.all([first.checkpoint(3), second.checkpoint(3)])
+      await Promise.all([first.share.drop(), second.share.drop()])
+      for (const t of [first, second]) {
+        const due = t.checkpoints.slice(0, 3).map((cp) => cp.dueAt!)
+        for (const d of due) {
+          const k = (d - anchor) / 100
+          expect(Math.abs(k - Math.round(k)), `due ${due.join(', ')}: on the grid of ${anchor}`).to.be.below(1e-6)
+        }
+        for (let i = 1; i < due.length; i++) expect(due[i]! - due[i - 1]!).to.be.closeTo(100, 1e-6)
+      }
+      // Due after the start (how soon after is the pure spec's: the worker's start-up is not ours to time).
+      expect(first.checkpoints[0]!.dueAt!).to.be.greaterThan(startedAt)
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('refuses a checkpoint anchor that is not a finite number, naming it', () => {
+    expect(() => new ShareRunner({ slots: 1, ...OPTS, checkpointAnchor: Number.NaN })).to.throw(/checkpointAnchor must be a finite number/)
   })
 
   it('continues a share from one of its checkpoints to the exact answer', async () => {
