@@ -96,7 +96,8 @@ export class Completion {
     if (how.error) job.error = how.error
     if (state === 'cancelled') job.error = toWire(new ShoalError('E_CANCELLED', `job ${job.jobId} was cancelled`))
     this.ctx.metrics.jobDuration.observe({ state }, Math.max(0, job.finishedAt! - job.submittedAt) / 1000)
-    for (const s of ledger.sharesOf(job.jobId)) tracking.refusals.shareSettled(s.shareId)
+    // The job's shares are settled: what was tracked of them (assigned at, live, refusals, ...) goes.
+    for (const s of ledger.sharesOf(job.jobId)) tracking.forgetShare(s.shareId)
     await this.records.persistJob(job)
     if (state !== 'completed') {
       // Every open share cancelled at once in memory, then written together: a waiting job of
