@@ -21,6 +21,19 @@ function feed(sig: LoadSignal, xs: readonly number[], t0 = 0): number {
 
 describe('smoothed loads', () => {
   describe('LoadSignal', () => {
+    it('makes its reading when a sample arrives: reads between samples cost nothing and agree', () => {
+      const sig = new LoadSignal(1000)
+      expect(sig.read()).to.deep.equal({ level: 0, noise: NOISE_PRIOR, samples: 0 })
+      feed(sig, [0.3, 0.1, 0.2])
+      const first = sig.read()
+      // A balancing pass reads every running share's signal: the same reading, not a new median.
+      expect(sig.read()).to.equal(first)
+      expect(first).to.deep.include({ level: 0.2, samples: 3 })
+      sig.add(10_000, 0.9)
+      expect(sig.read()).to.not.equal(first)
+      expect(sig.read().level).to.equal(0.9)
+    })
+
     it('ignores a burst shorter than half its window', () => {
       const sig = new LoadSignal(1000)
       feed(sig, [0.1, 0.1, 0.1, 0.1, 0.9])
