@@ -134,6 +134,8 @@ export function buildClusterView(input: SnapshotInput): ClusterView {
   const running = new Map<string, number>()
   const jobs = [...input.jobs].sort((a, b) => a.submittedAt - b.submittedAt || (a.jobId < b.jobId ? -1 : 1))
   for (const job of jobs) {
+    // Once a job, not once a share (an Object.keys array per share at 50,000 shares a pass).
+    const tags = job.requiredTags && Object.keys(job.requiredTags).length ? job.requiredTags : undefined
     for (const s of input.sharesOf(job.jobId)) {
       if (s.status !== 'pending' && s.status !== 'running') continue
       if (s.status === 'running' && (s.host === null || !inView.has(s.host))) continue
@@ -159,7 +161,7 @@ export function buildClusterView(input: SnapshotInput): ClusterView {
         view.cpuDemand = Math.max(MIN_MEASURED_DEMAND, demand.level)
         view.cpuDemandNoise = demand.noise
       }
-      if (job.requiredTags && Object.keys(job.requiredTags).length) view.requiredTags = job.requiredTags
+      if (tags) view.requiredTags = tags
       if (job.memoryBytesPerShare) view.memoryBytes = job.memoryBytesPerShare
       if (job.spread) view.spread = true
       if (s.status === 'pending' && s.failedOn?.length) view.avoidHosts = s.failedOn
