@@ -35,6 +35,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { defaultConfig } from '../lib/config/mod.ts'
 import { freePort } from '../lib/free-port.ts'
 import { heartbeatPeriod, silenceFactor } from '../lib/pool/heartbeat-period.ts'
+import { REPORT_TIMEOUT_MS } from '../lib/protocol/messages.ts'
 import { startNatsServer } from '../lib/nats-server/launcher.ts'
 import { ShoalClient } from '../lib/sdk/client.ts'
 import type { Job } from '../lib/sdk/job.ts'
@@ -109,8 +110,6 @@ const SMOKE: Size = {
 const SLOTS = 8
 const CORES = 8
 const MEMORY_BYTES = 16 * 1024 ** 3
-/** A host's report waits this long for an answer (lib/worker-host/host.ts REPORT_TIMEOUT_MS). */
-const REPORT_TIMEOUT_MS = 3_000
 /** Tiny shares: one unit, finished at once; this many per thousand fail their first attempt. */
 const FAIL_PERMILLE = 10
 /**

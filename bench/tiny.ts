@@ -24,6 +24,7 @@ import { loadavg } from 'node:os'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { defaultConfig } from '../lib/config/mod.ts'
 import { startNatsServer } from '../lib/nats-server/launcher.ts'
+import { REPORT_TIMEOUT_MS } from '../lib/protocol/messages.ts'
 import { ShoalClient } from '../lib/sdk/client.ts'
 import { BenchError, round, sleep, type BenchContext, type Figures } from './support/bench.ts'
 import { INSTANT_PROCESSOR } from './processors/instant.ts'
@@ -88,8 +89,6 @@ type PartName = keyof typeof TARGET
 /** What synthetic hosts advertise (as the scale benchmark's). */
 const CORES = 8
 const MEMORY_BYTES = 16 * 1024 ** 3
-/** A host's report waits this long for an answer (lib/worker-host/host.ts REPORT_TIMEOUT_MS). */
-const REPORT_TIMEOUT_MS = 3_000
 
 /** Waits until the balancer counts `n` hosts alive (its `shoal_hosts` gauge); BenchError if not. */
 async function untilAlive(b: BalancerProcess, hosts: HostSide, n: number, timeoutMs: number): Promise<number> {

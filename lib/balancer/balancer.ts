@@ -26,7 +26,7 @@ import { LogLimiter, type Logger } from '../log.ts'
 import { Bus } from '../protocol/bus.ts'
 import { Codec } from '../protocol/codec.ts'
 import type { WorkQueue } from '../protocol/work-queue.ts'
-import { apiRequestSchema, blobRequestSchema, heartbeatSchema, hostReplySchema, leaveSchema, reportBatchSchema, reportSchema, type HostCommand } from '../protocol/messages.ts'
+import { apiRequestSchema, blobRequestSchema, heartbeatSchema, hostReplySchema, leaveSchema, REPORT_TIMEOUT_MS, reportBatchSchema, reportSchema, type HostCommand } from '../protocol/messages.ts'
 import { BALANCER_IDENTITY, Subjects, hostIdentity } from '../protocol/subjects.ts'
 import { Membership } from '../pool/membership.ts'
 import type { BalancerMetrics, BalancerState } from '../metrics/balancer-metrics.ts'
@@ -302,7 +302,12 @@ export class Balancer {
       this.bus.subscribe(s.poolAll(), heartbeatSchema.or(leaveSchema), (msg, subject) => this.heartbeats.onPool(msg, subject)),
       // Answers go only to the inbox of the identity the subject names (lib/protocol/bus.ts).
       // A batch of a host's reports, or one report alone (hosts before batching sent those).
-      this.bus.serve(s.reportAll(), reportBatchSchema.or(reportSchema), (r, raw) => (r.t === 'reports' ? this.reports.onBatchFrom(r, raw.subject) : this.reports.onReportFrom(r, raw.subject)), { replyInbox: (subj) => inboxOfHost(s, s.parseReport(subj)) }),
+      this.bus.serve(s.reportAll(), reportBatchSchema.or(reportSchema), (r, raw) => (r.t === 'reports' ? this.reports.onBatchFrom(r, raw.subject) : this.reports.onReportFrom(r, raw.subject)), {
+        replyInbox: (subj) => inboxOfHost(s, s.parseReport(subj)),
+        // Read after half the host's wait, an answer would likely come after it gave up: a balancer
+        // that fell behind answers the reports still awaited instead (work-queue.ts, "expiring").
+        expireAfterMs: REPORT_TIMEOUT_MS / 2,
+      }),
       this.bus.serve(s.blobAll(), blobRequestSchema, (r, raw) => serveBlob(this.ctx, this.blobs, r, raw.subject), { replyInbox: (subj) => inboxOfHost(s, s.parseBlob(subj)) }),
       this.bus.serve(s.apiAll(), apiRequestSchema, (r, raw) => this.api.onApiFrom(r, raw.subject), { replyInbox: (subj) => {
         const who = s.parseApi(subj)?.identity

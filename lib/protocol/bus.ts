@@ -34,6 +34,11 @@ export interface ServeOptions {
   replyInbox?: (subject: string) => string | undefined
   /** With a work queue: these requests go before the other messages waiting (a client's, say). */
   urgent?: boolean
+  /**
+   * With a work queue: a request that waited longer than this there is dropped unread and counted
+   * as `expired` (its sender has given up, or is about to; see work-queue.ts). Absent: never.
+   */
+  expireAfterMs?: number
 }
 
 export interface BusOptions {
@@ -73,10 +78,11 @@ export class Bus {
     this.muxed = opts.inbox === undefined || connPrefix === opts.inbox
   }
 
-  /** Runs `fn` for message `m` now, or through the work queue. */
-  private dispatch(m: Msg, fn: () => void, urgent = false): void {
+  /** Runs `fn` for message `m` now, or through the work queue (dropped as `expired` past `expireAfterMs` there). */
+  private dispatch(m: Msg, fn: () => void, urgent = false, expireAfterMs?: number): void {
     if (!this.work) return fn()
-    if (!this.work.push(fn, urgent)) this.rejects.count(m.subject, 'overload')
+    const expiry = expireAfterMs === undefined ? undefined : { afterMs: expireAfterMs, expired: () => this.rejects.count(m.subject, 'expired') }
+    if (!this.work.push(fn, urgent, expiry)) this.rejects.count(m.subject, 'overload')
   }
 
   /** Sent by JetStream on someone's behalf (see the header comment), not by a Shoal process. */
@@ -156,7 +162,7 @@ export class Bus {
           })()
           // The async function catches the handler's errors itself, so this never rejects.
           answer.then((a) => (a === NO_REPLY ? undefined : this.reply(m, a)), () => undefined)
-        }, opts.urgent)
+        }, opts.urgent, opts.expireAfterMs)
       },
     })
   }

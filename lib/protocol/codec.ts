@@ -14,7 +14,7 @@ import { ShoalError } from '../errors.ts'
  * Why a message was dropped. `identity`: its body speaks for another host than its subject names;
  * `forbidden`: its sender's identity may not do what it asks (a submitter draining, another's job).
  */
-export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term' | 'identity' | 'forbidden' | 'overload'
+export type RejectCause = 'malformed' | 'invalid' | 'oversized' | 'stale-epoch' | 'stale-term' | 'identity' | 'forbidden' | 'overload' | 'expired'
 
 /** Distinct subjects a RejectCounter names; rejects on any other subject count as OTHER_SUBJECT. */
 export const MAX_REJECT_SUBJECTS = 128

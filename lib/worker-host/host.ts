@@ -27,6 +27,7 @@ import {
   PROTOCOL_VERSION as V,
   hostCommandSchema,
   presenceSchema,
+  REPORT_TIMEOUT_MS,
   reportBatchReplySchema,
   type CheckpointMsg,
   type Heartbeat,
@@ -57,7 +58,6 @@ export interface HostOptions {
   nc?: NatsConnection
 }
 
-const REPORT_TIMEOUT_MS = 3_000
 /** One chunk of a large state to or from the balancer (it stores or reads the Object Store meanwhile). */
 const BLOB_TIMEOUT_MS = 10_000
 

@@ -95,6 +95,29 @@ describe('work queue', () => {
     expect(q.backlogMs()).to.equal(0)
   })
 
+  it('drops a handler that waited past its expiry unrun, telling its expired callback, and runs the fresh ones in order', async () => {
+    let clock = 0
+    const q = new WorkQueue({ sliceMs: 1_000, now: () => clock })
+    const ran: string[] = []
+    const expired: string[] = []
+    const push = (id: string, afterMs?: number) => q.push(() => void ran.push(id), false, afterMs === undefined ? undefined : { afterMs, expired: () => void expired.push(id) })
+    push('old', 100)
+    push('old-no-expiry')
+    clock = 90
+    push('young', 100)
+    // The first two have waited 150 ms when the queue is read, the third 60 ms.
+    clock = 150
+    await drained(q)
+    expect(ran).to.deep.equal(['old-no-expiry', 'young'])
+    expect(expired).to.deep.equal(['old'])
+    // An expiry is measured from the push: exactly at it, the handler still runs.
+    push('edge', 50)
+    clock = 200
+    await drained(q)
+    expect(ran.at(-1)).to.equal('edge')
+    expect(expired).to.deep.equal(['old'])
+  })
+
   it('keeps its order across compactions of a long queue', async () => {
     const q = new WorkQueue({ sliceMs: 1 })
     const seen: number[] = []

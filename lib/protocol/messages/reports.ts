@@ -48,6 +48,13 @@ export type ReportReply = z.infer<typeof reportReplySchema>
 export const MAX_REPORTS_PER_BATCH = 1_024
 
 /**
+ * How long a host waits for the answer to a report (or a batch of them) before it gives up: a
+ * result or failure is sent again, a checkpoint left to the next one. The balancer drops a report
+ * that waited half of this in its work queue unread (lib/protocol/work-queue.ts, "expiring").
+ */
+export const REPORT_TIMEOUT_MS = 3_000
+
+/**
  * A host's reports of one interval in one message (issue 12, point 4): the balancer's message
  * rate and its store writes grow with hosts, not with shares. Answered with one answer per report,
  * in order.
