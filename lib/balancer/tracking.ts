@@ -3,7 +3,7 @@
  * heartbeats, when a share was assigned or migrated, what is moving, slots promised to moves in
  * flight, why a share is pending again, open failover records, hosts in maintenance, and hosts or
  * shares that refuse assignments. In memory only, for one term; `forgetShare` drops a share from
- * all of it at once (a finished job past its retention).
+ * all of it at once: when it is done, and when its job ends (what is kept is what runs, not what ran).
  */
 
 import type { Failover, MoveReason } from '../protocol/messages.ts'

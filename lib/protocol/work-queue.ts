@@ -67,7 +67,7 @@ export class WorkQueue {
 
   /**
    * Queues `fn`; false (and `fn` dropped) when the queue is full. An `urgent` one runs before every
-   * other waiting (in its own order among the urgent).
+   * other waiting (in its own order among the urgent), and never expires: it waits for no backlog.
    */
   push(fn: () => void, urgent = false, expiry?: Expiry): boolean {
     if (this.length >= this.maxQueued) return false

@@ -47,7 +47,7 @@ export class LoadSignal {
   /**
    * The reading, made when a sample arrives rather than when it is read: a balancing pass reads
    * every running share's signal (50,000 at 10,000 hosts), and a median made there — a copy and a
-   * sort each — was two thirds of the pass's snapshot (issue 12). A sample arrives once a
+   * sort each — was two thirds of `buildClusterView`'s time (bench/sim/snapshot-time.ts, issue 12). A sample arrives once a
    * heartbeat, in handling the work queue slices; the pass is one synchronous turn.
    */
   private reading: Readonly<SignalReading> = { level: 0, noise: this.absDiff / MEAN_ABS_DIFF_PER_SIGMA, samples: 0 }
